@@ -1,0 +1,4 @@
+//! switchboard: a real-time media server for telephony streams.
+
+pub mod speech;
+pub mod transport;

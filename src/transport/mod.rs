@@ -1,0 +1,3 @@
+//! Transports: how calls reach the media core.
+
+pub mod twilio;

@@ -1,0 +1,1 @@
+//! Twilio Media Streams: webhook, stream protocol, REST client.
