@@ -1,1 +1,15 @@
-//! Sans-IO audio core. See the crate README in ../DESIGN for the pipeline.
+//! Sans-IO audio core: codecs, resampling, voice activity detection, jitter buffer, pacing,
+//! mixing. Nothing here reads a clock or touches a socket; time and frames are arguments.
+
+pub mod codec;
+mod frame;
+mod rate;
+mod time;
+
+pub use codec::{CodecError, Decoder, Encoder};
+pub use frame::{AudioFrame, Codec, EncodedFrame, FrameDuration, FrameError};
+pub use rate::SampleRate;
+pub use time::Timestamp;
+
+#[cfg(test)]
+mod test_util;
