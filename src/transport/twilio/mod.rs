@@ -1,1 +1,6 @@
 //! Twilio Media Streams: webhook, stream protocol, REST client.
+
+pub mod protocol;
+pub mod rest;
+pub mod signature;
+pub mod twiml;
