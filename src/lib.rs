@@ -1,4 +1,13 @@
 //! switchboard: a real-time media server for telephony streams.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod shutdown;
 pub mod speech;
+pub mod store;
+pub mod telemetry;
 pub mod transport;

@@ -1,0 +1,28 @@
+# switchboard: `make run` starts the server on its embedded default; `make test` runs every test.
+
+CARGO ?= cargo
+RUN_ARGS ?=
+
+.PHONY: run test build deps-run deps-test bench loadtest check fmt
+
+run: deps-run
+	$(CARGO) build --release --bin switchboard
+	./target/release/switchboard serve $(RUN_ARGS)
+
+test: deps-test
+	tests/tools/with-postgres.sh $(CARGO) test --workspace
+
+build: deps-run
+	$(CARGO) build --release
+
+deps-run:
+	@tests/tools/deps.sh run
+
+deps-test:
+	@tests/tools/deps.sh test
+
+bench: deps-run
+	$(CARGO) bench -p media
+
+check:
+	$(CARGO) clippy --workspace -- -D warnings

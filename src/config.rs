@@ -1,0 +1,382 @@
+//! Typed configuration: the embedded `config/default.toml`, then an optional `--config` file,
+//! then `SWITCHBOARD_<SECTION>__<KEY>` environment variables, merged key by key. Unknown keys
+//! and bad values are errors that name the key and where it came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The shipped defaults, compiled in so `switchboard serve` works from any directory.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub persistence: PersistenceConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // A database URL may carry a password; it must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("ready_timeout", &self.ready_timeout)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    pub max_backlog: usize,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub demo_tenant: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid { origin: String, key: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// One layer of configuration and where it came from, kept for error messages.
+struct Layer {
+    origin: Origin,
+    table: toml::Table,
+}
+
+enum Origin {
+    Embedded,
+    File { path: PathBuf, text: String },
+    Env { vars: Vec<(String, String)> },
+}
+
+impl Config {
+    /// Loads the embedded default, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment passed in (tests use this).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut layers = vec![Layer {
+            origin: Origin::Embedded,
+            table: parse_table(EMBEDDED_DEFAULT, "embedded config/default.toml")?,
+        }];
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let table = parse_table(&text, &path.display().to_string())?;
+            layers.push(Layer { origin: Origin::File { path: path.to_path_buf(), text }, table });
+        }
+        let vars: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        if !vars.is_empty() {
+            layers.push(Layer { table: env_table(&vars)?, origin: Origin::Env { vars } });
+        }
+
+        let mut merged = toml::Table::new();
+        for layer in &layers {
+            merge(&mut merged, &layer.table);
+        }
+        let deserializer = toml::Value::Table(merged);
+        serde_path_to_error::deserialize::<_, Config>(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let message = err.inner().to_string();
+            let unknown_field = unknown_field_name(&message);
+            let full_key = match (&unknown_field, key.as_str()) {
+                (Some(field), ".") => field.clone(),
+                (Some(field), parent) if !parent.ends_with(field.as_str()) => {
+                    format!("{parent}.{field}")
+                }
+                _ => key,
+            };
+            let origin = blame(&layers, &full_key);
+            ConfigError::Invalid { origin, key: full_key, message }
+        })
+    }
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigError::Syntax {
+            origin: match line {
+                Some(l) => format!("{origin} line {l}"),
+                None => origin.to_string(),
+            },
+            message: e.message().to_string(),
+        }
+    })
+}
+
+/// `SWITCHBOARD_SERVER__LISTEN=...` becomes `server.listen`. Values that parse as TOML
+/// (numbers, booleans, quoted strings, arrays) are taken as such; anything else is a string.
+fn env_table(vars: &[(String, String)]) -> Result<toml::Table, ConfigError> {
+    let mut root = toml::Table::new();
+    for (var, raw) in vars {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        if path.len() < 2 || path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: "expected SWITCHBOARD_<SECTION>__<KEY>".into(),
+            });
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let mut table = &mut root;
+        for part in &path[..path.len() - 1] {
+            let entry = table
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("`{part}` is both a value and a section"),
+                    });
+                }
+            };
+        }
+        table.insert(path[path.len() - 1].clone(), value);
+    }
+    Ok(root)
+}
+
+fn merge(into: &mut toml::Table, from: &toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(key), value) {
+            (Some(toml::Value::Table(dst)), toml::Value::Table(src)) => merge(dst, src),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// Names the last layer that set `key` (a dotted path), with a line number for files.
+fn blame(layers: &[Layer], key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    for layer in layers.iter().rev() {
+        if !contains_path(&layer.table, &parts) {
+            continue;
+        }
+        return match &layer.origin {
+            Origin::Embedded => "embedded config/default.toml".to_string(),
+            Origin::File { path, text } => match key_line(text, &parts) {
+                Some(line) => format!("{} line {line}", path.display()),
+                None => path.display().to_string(),
+            },
+            Origin::Env { vars } => {
+                let wanted = format!("{ENV_PREFIX}{}", parts.join("__")).to_ascii_uppercase();
+                match vars.iter().find(|(k, _)| k.to_ascii_uppercase() == wanted) {
+                    Some((k, _)) => format!("environment variable {k}"),
+                    None => "environment".to_string(),
+                }
+            }
+        };
+    }
+    "configuration".to_string()
+}
+
+fn contains_path(table: &toml::Table, parts: &[&str]) -> bool {
+    match parts {
+        [] => true,
+        [first, rest @ ..] => match table.get(*first) {
+            Some(toml::Value::Table(t)) => contains_path(t, rest),
+            Some(_) => rest.is_empty(),
+            None => false,
+        },
+    }
+}
+
+fn key_line(text: &str, parts: &[&str]) -> Option<usize> {
+    let doc = text.parse::<toml_edit::Document<String>>().ok()?;
+    let mut item = doc.as_item();
+    let mut span = None;
+    for part in parts {
+        let table = item.as_table_like()?;
+        let (key, value) = table.get_key_value(part)?;
+        span = key.span().or_else(|| value.span());
+        item = value;
+    }
+    span.map(|s| line_of(text, s.start))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn embedded_default_loads() {
+        let cfg = Config::load_with_env(None, no_env()).unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.server.drain_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.server.log_format, LogFormat::Human);
+        assert!(cfg.database.url.is_none());
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9000\"\ndrain_timeout = \"3s\"\n");
+        let env = vec![
+            ("SWITCHBOARD_SERVER__LISTEN".to_string(), "0.0.0.0:7000".to_string()),
+            ("SWITCHBOARD_PERSISTENCE__BATCH_SIZE".to_string(), "64".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let cfg = Config::load_with_env(Some(f.path()), env).unwrap();
+        assert_eq!(cfg.server.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(cfg.server.drain_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.persistence.batch_size, 64);
+    }
+
+    #[test]
+    fn unknown_key_in_file_names_key_file_and_line() {
+        let f = file("# comment\n[server]\nlisten = \"127.0.0.1:9000\"\nlisen = \"oops\"\n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("server.lisen"), "{err}");
+        assert!(err.contains(&format!("{} line 4", f.path().display())), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let f = file("[server]\ndrain_timeout = \"soon\"\n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("server.drain_timeout"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let f = file("[server]\nlog_format = \"xml\"\n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("server.log_format") && err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_and_env_errors() {
+        let f = file("[sever]\nlisten = \"x\"\n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("sever") && err.contains("line 1"), "{err}");
+        let env = vec![("SWITCHBOARD_SERVER__LISTEN".to_string(), "nowhere".to_string())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("SWITCHBOARD_SERVER__LISTEN") && err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let f = file("[server]\nlisten = \n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn database_url_is_redacted_in_debug() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}
