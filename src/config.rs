@@ -162,7 +162,8 @@ impl Config {
         let deserializer = toml::Value::Table(merged);
         serde_path_to_error::deserialize::<_, Config>(deserializer).map_err(|err| {
             let key = err.path().to_string();
-            let message = err.inner().to_string();
+            // toml appends "in `section`" on a second line; the key path already says that.
+            let message = err.inner().to_string().lines().next().unwrap_or_default().trim().to_string();
             let unknown_field = unknown_field_name(&message);
             let full_key = match (&unknown_field, key.as_str()) {
                 (Some(field), ".") => field.clone(),
