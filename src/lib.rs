@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dialog;
 pub mod error;
 pub mod http;
 pub mod ids;
