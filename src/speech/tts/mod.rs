@@ -58,3 +58,5 @@ pub trait TtsProvider: Send + Sync + 'static {
     async fn open(&self, ctx: TtsContext) -> Result<TtsStream, SpeechError>;
     async fn check(&self) -> Result<(), SpeechError>;
 }
+
+pub mod espeak;
