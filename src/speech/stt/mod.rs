@@ -68,3 +68,6 @@ pub trait SttProvider: Send + Sync + 'static {
     /// Whether the provider can be used now (keys present, service reachable when known).
     async fn check(&self) -> Result<(), SpeechError>;
 }
+
+pub mod deepgram;
+pub mod openai;

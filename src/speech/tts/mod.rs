@@ -59,4 +59,7 @@ pub trait TtsProvider: Send + Sync + 'static {
     async fn check(&self) -> Result<(), SpeechError>;
 }
 
+pub mod elevenlabs;
 pub mod espeak;
+pub mod fallback;
+pub mod openai;
