@@ -121,8 +121,11 @@ pub struct Recording {
     pub frames_sent: u64,
     /// Of those, frames carrying queued speech.
     pub speech_frames_sent: u64,
-    /// Queued speech bytes not sent yet.
-    pub speech_pending: usize,
+    /// Speech bytes queued with `say` (counted when `say` is called, so a wait right after
+    /// it cannot see an empty queue that is merely not updated yet).
+    pub speech_queued: usize,
+    /// Speech bytes sent so far.
+    pub speech_sent: usize,
     pub dtmf_sent: Vec<char>,
     /// Server audio dropped by `clear` before it played.
     pub discarded_bytes: usize,
@@ -136,6 +139,11 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// Queued speech bytes not sent yet.
+    pub fn speech_pending(&self) -> usize {
+        self.speech_queued - self.speech_sent
+    }
+
     /// All audio the server sent, concatenated.
     pub fn received_audio(&self) -> Vec<u8> {
         self.received
@@ -259,7 +267,10 @@ impl TwilioCaller {
     /// Queues μ-law speech after anything already queued; it goes out in paced 20 ms frames
     /// (the last one padded with silence).
     pub async fn say(&self, ulaw: Vec<u8>) {
-        let _ = self.commands.send(Command::Say(ulaw)).await;
+        let len = ulaw.len();
+        if self.commands.send(Command::Say(ulaw)).await.is_ok() {
+            lock(&self.recording).speech_queued += len;
+        }
     }
 
     /// Sends a `dtmf` event now (between media frames, as Twilio does).
@@ -313,7 +324,7 @@ impl TwilioCaller {
 
     /// Waits until all queued speech has been sent.
     pub async fn wait_speech_sent(&self, timeout: Duration) -> anyhow::Result<Recording> {
-        self.wait_until(timeout, |r| r.speech_pending == 0).await
+        self.wait_until(timeout, |r| r.speech_pending() == 0).await
     }
 
     /// Sends `stop`, closes the socket and returns the final recording.
@@ -433,11 +444,7 @@ impl Run {
                     }
                 },
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::Say(audio)) => {
-                        self.speech.extend(audio);
-                        let pending = self.speech.len();
-                        self.record(|r| r.speech_pending = pending);
-                    }
+                    Some(Command::Say(audio)) => self.speech.extend(audio),
                     Some(Command::Dtmf(digit)) => self.send_dtmf(digit).await?,
                     Some(Command::Sync(done)) => {
                         self.sink.flush().await?;
@@ -474,6 +481,7 @@ impl Run {
         let due_slots = (elapsed.as_micros() / FRAME.as_micros()) as u64;
         let mut sent = 0u64;
         let mut speech_sent = 0u64;
+        let mut speech_bytes = 0usize;
         while self.next_slot < due_slots {
             let slot = self.next_slot;
             self.next_slot += 1;
@@ -482,6 +490,7 @@ impl Run {
                 continue;
             }
             let take = self.speech.len().min(FRAME_BYTES);
+            speech_bytes += take;
             let mut frame: Vec<u8> = self.speech.drain(..take).collect();
             frame.resize(FRAME_BYTES, ULAW_SILENCE);
             self.chunk += 1;
@@ -502,11 +511,10 @@ impl Run {
         }
         if sent > 0 {
             self.sink.flush().await?;
-            let pending = self.speech.len();
             self.record(|r| {
                 r.frames_sent += sent;
                 r.speech_frames_sent += speech_sent;
-                r.speech_pending = pending;
+                r.speech_sent += speech_bytes;
             });
         }
         Ok(())
