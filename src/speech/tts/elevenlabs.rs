@@ -396,18 +396,46 @@ impl Session {
                         Some(TtsInput::Cancel) | None => return End::Cancelled,
                     };
                     if let Err(e) = res {
-                        return End::Failed(e);
+                        return self.failure_reason(e).await;
                     }
                 }
                 _ = sleep_until(keepalive_at), if !self.eos_sent => {
                     if let Err(e) = self.send(ClientMessage::KEEPALIVE).await {
-                        return End::Failed(e);
+                        return self.failure_reason(e).await;
                     }
                 }
                 _ = sleep_until(deadline.unwrap_or(keepalive_at)), if deadline.is_some() => {
                     return End::Failed(SpeechError::Timeout { provider: PROVIDER, what: "audio" });
                 }
             }
+        }
+    }
+
+    /// A failed write usually means the server closed after saying why: read what it sent
+    /// (briefly) so the error names the cause rather than the broken pipe.
+    async fn failure_reason(&mut self, write_error: SpeechError) -> End {
+        let drain = async {
+            while let Some(Ok(msg)) = self.ws.next().await {
+                match msg {
+                    Message::Text(text) => {
+                        if let Some(end @ End::Failed(_)) = self.on_text(text.as_str()).await {
+                            return Some(end);
+                        }
+                    }
+                    Message::Close(Some(frame)) if frame.code != CloseCode::Normal => {
+                        return Some(End::Failed(SpeechError::Protocol {
+                            provider: PROVIDER,
+                            reason: format!("socket closed with code {}: {}", u16::from(frame.code), frame.reason),
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(Duration::from_millis(200), drain).await {
+            Ok(Some(end)) => end,
+            _ => End::Failed(write_error),
         }
     }
 
