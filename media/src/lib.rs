@@ -5,10 +5,12 @@ pub mod codec;
 mod frame;
 mod rate;
 mod time;
+pub mod resample;
 
 pub use codec::{CodecError, Decoder, Encoder};
 pub use frame::{AudioFrame, Codec, EncodedFrame, FrameDuration, FrameError};
 pub use rate::SampleRate;
+pub use resample::{ResampleError, StreamResampler};
 pub use time::Timestamp;
 
 #[cfg(test)]
