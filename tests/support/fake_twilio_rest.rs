@@ -10,6 +10,10 @@
 //! - Basic auth must be `AccountSid:AuthToken` for the account in the path, else 401 with
 //!   code 20003, as Twilio answers.
 //!
+//! Codes 20003, 20404 and 21205 are ones Twilio is seen to return for these cases; 21220, and
+//! 21201 / 20001 for a missing `To`/`From` or an invalid `Status`, are best guesses (the
+//! client under test treats them as opaque codes).
+//!
 //! Replies are JSON call resources or Twilio error documents
 //! (`{"code","message","more_info","status"}`). Every request is recorded, and every state
 //! change is broadcast as a [`CallUpdate`], so a test can make its [`super::twilio_caller`]

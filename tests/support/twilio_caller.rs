@@ -129,7 +129,8 @@ pub struct Recording {
     pub dtmf_sent: Vec<char>,
     /// Server audio dropped by `clear` before it played.
     pub discarded_bytes: usize,
-    /// Server audio that had played (or was playing) by the end of the recording window.
+    /// Server audio not discarded by `clear`. Once the stream has ended, exactly the audio
+    /// that played; while it runs, it also counts audio still buffered.
     pub played_bytes: usize,
     pub stop_sent: bool,
     /// The server closed the socket (as opposed to the caller hanging up).
