@@ -489,18 +489,26 @@ async fn rest_bad_credentials_are_a_typed_401() {
 #[tokio::test(start_paused = true)]
 async fn caller_runs_on_a_paused_clock() {
     let (url, mut seen, _to_caller) = recording_server().await;
-    let caller = TwilioCaller::connect(CallerConfig::new(&url)).await.unwrap();
+    let caller = TwilioCaller::connect(CallerConfig::new(&url))
+        .await
+        .unwrap();
     caller.say(vec![0x11; FRAME_BYTES * 3000]).await; // 60 s of "speech"
     let wall = std::time::Instant::now();
     let started = Instant::now();
-    let rec = caller.wait_speech_sent(Duration::from_secs(120)).await.unwrap();
+    let rec = caller
+        .wait_speech_sent(Duration::from_secs(120))
+        .await
+        .unwrap();
     let virtual_elapsed = Instant::now() - started;
     assert!(rec.speech_frames_sent >= 3000, "{}", rec.speech_frames_sent);
     assert!(
         virtual_elapsed >= Duration::from_secs(59) && virtual_elapsed < Duration::from_secs(62),
         "60 s of frames took {virtual_elapsed:?} of tokio time"
     );
-    assert!(wall.elapsed() < Duration::from_secs(30), "paused clock did not advance on its own");
+    assert!(
+        wall.elapsed() < Duration::from_secs(30),
+        "paused clock did not advance on its own"
+    );
     next_msg(&mut seen).await;
     next_msg(&mut seen).await;
     let (_, msg) = next_msg(&mut seen).await;
