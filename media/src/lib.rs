@@ -6,11 +6,15 @@ mod frame;
 mod rate;
 mod time;
 pub mod resample;
+pub mod vad;
+pub mod wav;
 
 pub use codec::{CodecError, Decoder, Encoder};
 pub use frame::{AudioFrame, Codec, EncodedFrame, FrameDuration, FrameError};
 pub use rate::SampleRate;
 pub use resample::{ResampleError, StreamResampler};
+pub use vad::{Vad, VadConfig, VadError, VadEvent, VadState, VoiceDetector};
+pub use wav::{WavAudio, WavError, read_wav, write_wav};
 pub use time::Timestamp;
 
 #[cfg(test)]
