@@ -516,7 +516,7 @@ impl Session {
 
 /// Decodes s16le bytes that may split a sample across chunks; `carry` holds the odd byte.
 pub(crate) fn pcm_from_le_bytes(carry: &mut Option<u8>, bytes: &[u8]) -> Vec<i16> {
-    let mut out = Vec::with_capacity((bytes.len() + 1) / 2);
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(2));
     let mut rest = bytes;
     if let Some(lo) = carry.take() {
         match rest.split_first() {
