@@ -5,12 +5,14 @@ pub mod codec;
 mod frame;
 mod rate;
 mod time;
+pub mod jitter;
 pub mod resample;
 pub mod vad;
 pub mod wav;
 
 pub use codec::{CodecError, Decoder, Encoder};
 pub use frame::{AudioFrame, Codec, EncodedFrame, FrameDuration, FrameError};
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Packet, Playout, PushOutcome};
 pub use rate::SampleRate;
 pub use resample::{ResampleError, StreamResampler};
 pub use vad::{Vad, VadConfig, VadError, VadEvent, VadState, VoiceDetector};
