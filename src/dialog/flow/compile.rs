@@ -153,16 +153,10 @@ pub(crate) fn compile(src: &Source<'_>, spec: &FlowSpec, stem: &str) -> Result<F
         .map(|h| c.hours(&root.key("hours"), h))
         .transpose()?;
 
-    let mut stt_phrases: Vec<String> = Vec::new();
-    for step in &steps {
-        if let StepKind::Listen { intents, .. } = &step.kind {
-            for phrase in intents.iter().flat_map(|i| &i.grammar) {
-                if !stt_phrases.contains(phrase) {
-                    stt_phrases.push(phrase.clone());
-                }
-            }
-        }
-    }
+    let stt_phrases = unique(steps.iter().flat_map(|s| match &s.kind {
+        StepKind::Listen { phrases, .. } => phrases.as_slice(),
+        StepKind::Then(_) => &[],
+    }));
 
     Ok(FlowDef {
         name,
@@ -341,9 +335,11 @@ impl Compiler<'_, '_> {
             };
             let no_input = self.reprompt(&path.key("no_input"), spec.no_input.as_ref())?;
             let no_match = self.reprompt(&path.key("no_match"), spec.no_match.as_ref())?;
+            let intents = self.intents(&path.key("intents"), &spec.intents, affixes)?;
             StepKind::Listen {
                 timeout,
-                intents: self.intents(&path.key("intents"), &spec.intents, affixes)?,
+                phrases: unique(intents.iter().flat_map(|i| &i.grammar)),
+                intents,
                 no_input: no_input
                     .or_else(|| defaults.0.clone())
                     .unwrap_or_else(default_reprompt),
@@ -477,6 +473,16 @@ impl Compiler<'_, '_> {
             closed,
         })
     }
+}
+
+/// The distinct phrases, in first-seen order (done once here so the call never dedupes).
+fn unique<'p>(phrases: impl IntoIterator<Item = &'p String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    phrases
+        .into_iter()
+        .filter(|p| seen.insert(p.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Steps that do not wait for the caller must not `goto` round in a circle: the call would

@@ -65,9 +65,12 @@ impl FlowDialog {
     }
 
     fn say(&self, text: &str, out: &mut Vec<Action>) {
+        // An unset `barge_in` leaves utterances interruptible; the call actor applies its own
+        // `calls.barge_in` on top.
+        let barge_in = self.flow.barge_in.unwrap_or(true);
         out.push(Action::Say {
             text: text.to_owned(),
-            barge_in: self.flow.barge_in,
+            barge_in,
         });
     }
 
@@ -285,15 +288,9 @@ impl Dialog for FlowDialog {
         let State::Listening { step, .. } = self.state else {
             return Vec::new();
         };
-        let StepKind::Listen { intents, .. } = &self.flow.step(step).kind else {
-            return Vec::new();
-        };
-        let mut phrases: Vec<String> = Vec::new();
-        for phrase in intents.iter().flat_map(|i| &i.grammar) {
-            if !phrases.contains(phrase) {
-                phrases.push(phrase.clone());
-            }
+        match &self.flow.step(step).kind {
+            StepKind::Listen { phrases, .. } => phrases.clone(),
+            StepKind::Then(_) => Vec::new(),
         }
-        phrases
     }
 }

@@ -44,6 +44,12 @@ pub use error::{FlowError, Located};
 use error::{KeyPath, Source};
 use model::{FlowDef, normalise_number};
 
+/// `Flow::barge_in_min_speech` when the flow file sets none.
+pub const DEFAULT_BARGE_IN_MIN_SPEECH: Duration = Duration::from_millis(300);
+
+/// The shipped demo flow, built in so a server without a flows directory still answers.
+const DEMO_FLOW: &str = include_str!("../../../config/flows/front_desk.toml");
+
 /// One checked flow. Cheap to clone; every call gets its own [`FlowDialog`] from [`Flow::start`].
 #[derive(Debug, Clone)]
 pub struct Flow {
@@ -66,13 +72,26 @@ impl Flow {
         FlowDialog::new(Arc::clone(&self.def))
     }
 
-    /// Whether the caller may interrupt the bot.
+    /// Whether the caller may interrupt the bot (`true` unless the flow says otherwise).
     pub fn barge_in(&self) -> bool {
+        self.def.barge_in.unwrap_or(true)
+    }
+
+    /// How long the caller must speak over the bot before it stops, so a cough doesn't cut it
+    /// off (300 ms unless the flow says otherwise).
+    pub fn barge_in_min_speech(&self) -> Duration {
+        self.def
+            .barge_in_min_speech
+            .unwrap_or(DEFAULT_BARGE_IN_MIN_SPEECH)
+    }
+
+    /// `barge_in` as written in the flow file; `None` lets the server's `calls.barge_in` decide.
+    pub fn barge_in_override(&self) -> Option<bool> {
         self.def.barge_in
     }
 
-    /// How long the caller must speak over the bot before it stops (coughs don't count).
-    pub fn barge_in_min_speech(&self) -> Duration {
+    /// `barge_in_min_speech` as written in the flow file; `None` lets the server's setting decide.
+    pub fn barge_in_min_speech_override(&self) -> Option<Duration> {
         self.def.barge_in_min_speech
     }
 
@@ -139,6 +158,12 @@ impl FlowSet {
             sources.push((path.display().to_string(), text));
         }
         Self::from_sources(sources)
+    }
+
+    /// The shipped front-desk demo (`config/flows/front_desk.toml`), compiled into the binary.
+    pub fn demo() -> Self {
+        Self::from_str("config/flows/front_desk.toml", DEMO_FLOW)
+            .expect("the built-in demo flow is valid: the flow tests load this same file")
     }
 
     /// One flow from a string; `name` stands for the file name in errors and is the flow's

@@ -64,10 +64,14 @@ pub(crate) struct Step {
     pub(crate) kind: StepKind,
 }
 
+// A flow has a handful of steps, built once at load: boxing the larger variant saves nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum StepKind {
     /// Prompts, then waits for the caller.
     Listen {
+        /// The recognizer grammar while waiting here: the intents' phrases and variants, once each.
+        phrases: Vec<String>,
         timeout: Duration,
         intents: Vec<Intent>,
         no_input: Reprompt,
@@ -92,8 +96,9 @@ pub(crate) struct FlowDef {
     pub(crate) numbers: Vec<String>,
     pub(crate) entry_points: Vec<String>,
     pub(crate) voice: Option<String>,
-    pub(crate) barge_in: bool,
-    pub(crate) barge_in_min_speech: Duration,
+    /// As written in the file; `None` leaves it to the server's call settings.
+    pub(crate) barge_in: Option<bool>,
+    pub(crate) barge_in_min_speech: Option<Duration>,
     pub(crate) min_confidence: f32,
     pub(crate) max_turns: u32,
     pub(crate) on_max_turns: Outcome,

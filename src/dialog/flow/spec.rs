@@ -10,10 +10,6 @@ fn yes() -> bool {
     true
 }
 
-fn default_min_speech() -> Duration {
-    Duration::from_millis(300)
-}
-
 fn default_listen_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -43,10 +39,11 @@ pub(crate) struct FlowSpec {
     pub entry_points: Vec<String>,
     /// TTS voice; the speech provider's default when unset.
     pub voice: Option<String>,
-    #[serde(default = "yes")]
-    pub barge_in: bool,
-    #[serde(default = "default_min_speech", with = "humantime_serde")]
-    pub barge_in_min_speech: Duration,
+    /// Unset: the server's `calls.barge_in` (or `true` where there is none).
+    pub barge_in: Option<bool>,
+    /// Unset: the server's `calls.barge_in_min_speech` (or 300 ms).
+    #[serde(default, with = "humantime_serde")]
+    pub barge_in_min_speech: Option<Duration>,
     /// Transcripts below this confidence count as "no match".
     #[serde(default)]
     pub min_confidence: f32,

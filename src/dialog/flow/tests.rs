@@ -269,6 +269,11 @@ fn flow_knobs_for_the_call() {
     assert!(demo.barge_in());
     assert_eq!(demo.barge_in_min_speech(), Duration::from_millis(300));
     assert_eq!(demo.voice(), None);
+    assert_eq!(demo.barge_in_override(), Some(true), "the demo sets it");
+    assert_eq!(
+        FlowSet::demo().get("front_desk").map(Flow::name),
+        Some("front_desk")
+    );
     assert!(demo.is_default());
 
     let text = r#"
@@ -289,6 +294,24 @@ fn flow_knobs_for_the_call() {
     assert!(!flow.barge_in());
     assert_eq!(flow.barge_in_min_speech(), Duration::from_millis(450));
     assert_eq!(flow.voice(), Some("en-gb"));
+    assert_eq!(
+        flow.barge_in_min_speech_override(),
+        Some(Duration::from_millis(450))
+    );
+    let unset = FlowSet::from_str(
+        "unset",
+        "start = \"s\"\n[steps.s]\nthen = { action = \"hangup\" }\n",
+    )
+    .expect("valid flow");
+    let unset = unset.get("unset").expect("named by its label");
+    assert_eq!((unset.barge_in(), unset.barge_in_override()), (true, None));
+    assert_eq!(
+        (
+            unset.barge_in_min_speech(),
+            unset.barge_in_min_speech_override()
+        ),
+        (Duration::from_millis(300), None)
+    );
     let mut d = flow.start();
     let quiet = |t: &str| Action::Say {
         text: t.into(),
