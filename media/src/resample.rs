@@ -64,7 +64,7 @@ impl StreamResampler {
     pub fn new(from: SampleRate, to: SampleRate) -> Result<Self, ResampleError> {
         let block_in = from.samples_in_ms(BLOCK_MS);
         let block_out = to.samples_in_ms(BLOCK_MS);
-        let whole = |r: SampleRate| (r.hz() * BLOCK_MS) % 1000 == 0;
+        let whole = |r: SampleRate| (r.hz() * BLOCK_MS).is_multiple_of(1000);
         if !whole(from) || !whole(to) || block_in == 0 || block_out == 0 {
             return Err(ResampleError::UnsupportedRates { from, to });
         }
@@ -168,9 +168,10 @@ impl StreamResampler {
         }
     }
 
-    /// Heap bytes held by this resampler outside rubato's own FFT plans (which are shared
-    /// per process and cached by size).
-    pub fn heap_bytes(&self) -> usize {
+    /// Heap bytes of this wrapper's staging buffers. rubato's own state (FFT plans and
+    /// buffers) is not included: measure whole-object memory with an allocator instead, as
+    /// the `frame` benchmark does.
+    pub fn staging_bytes(&self) -> usize {
         self.staged.capacity() * 4 + self.out_block.capacity() * 4
     }
 }

@@ -197,3 +197,27 @@ fn a_far_jump_restarts_the_stream() {
     let p = jb.pop(t0 + PT + Duration::from_millis(60));
     assert!(matches!(p, Some(Playout::Packet(Packet { seq: 40_000, .. }))), "{p:?}");
 }
+
+#[test]
+fn adaptive_delay_shrinks_back_after_a_calm_run() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig { adaptive: true, ..cfg() });
+    jb.push(t0, 0, 0, vec![]);
+    jb.push(t0 + PT, 1, 160, vec![]);
+    let mut n = 0;
+    while jb.pop(t0 + Duration::from_millis(100)).is_some() {
+        n += 1;
+    }
+    assert!(n >= 2);
+    // A packet whose slot has passed: late, and the delay grows by one packet time.
+    assert_eq!(jb.push(t0 + Duration::from_millis(100), 2, 320, vec![]), PushOutcome::Late);
+    assert_eq!(jb.stats().delay, Duration::from_millis(80));
+    // A long calm run (more than SHRINK_AFTER packets) gives the packet time back.
+    for i in 3..(SHRINK_AFTER + 20) {
+        let now = t0 + PT * i;
+        jb.push(now, i as u16, 160 * i, vec![]);
+        while jb.pop(now).is_some() {}
+    }
+    assert_eq!(jb.stats().delay, Duration::from_millis(60));
+    assert_eq!(jb.stats().late, 1);
+}
