@@ -13,8 +13,8 @@ use media::codec::g711::{G711Decoder, G711Encoder, Law};
 use media::codec::opus::{OpusDecoder, OpusEncoder};
 use media::vad::{EarshotVad, WebRtcVad, WebRtcVadMode};
 use media::{
-    Decoder, Encoder, JitterBuffer, JitterConfig, Pacer, PacerConfig, SampleRate,
-    StreamResampler, Timestamp, VadConfig, VoiceDetector,
+    Decoder, Encoder, JitterBuffer, JitterConfig, Pacer, PacerConfig, SampleRate, StreamResampler,
+    Timestamp, VadConfig, VoiceDetector,
 };
 
 /// Counts live heap bytes and allocation calls, to measure per-call memory and to show
@@ -38,7 +38,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -114,9 +117,16 @@ impl Inbound {
     fn frame(&mut self, payload: &[u8]) -> bool {
         self.pcm8.clear();
         self.pcm16.clear();
-        self.dec.decode(payload, &mut self.pcm8).expect("G.711 decoding cannot fail");
-        self.up.process(&self.pcm8, &mut self.pcm16).expect("resampling works");
-        let ev = self.vad.push(&self.pcm16, self.at).expect("320 samples is a valid frame");
+        self.dec
+            .decode(payload, &mut self.pcm8)
+            .expect("G.711 decoding cannot fail");
+        self.up
+            .process(&self.pcm8, &mut self.pcm16)
+            .expect("resampling works");
+        let ev = self
+            .vad
+            .push(&self.pcm16, self.at)
+            .expect("320 samples is a valid frame");
         self.at = self.at.add_samples(320);
         ev.is_some()
     }
@@ -146,12 +156,18 @@ impl Outbound {
 
     fn frame(&mut self, tts: &[i16]) -> usize {
         self.pcm8.clear();
-        self.down.process(tts, &mut self.pcm8).expect("resampling works");
-        self.pacer.push(&self.pcm8).expect("the queue is drained every frame");
+        self.down
+            .process(tts, &mut self.pcm8)
+            .expect("resampling works");
+        self.pacer
+            .push(&self.pcm8)
+            .expect("the queue is drained every frame");
         let mut sent = 0;
         while let Some(f) = self.pacer.poll(self.now) {
             self.ulaw.clear();
-            self.enc.encode(f.samples, &mut self.ulaw).expect("G.711 encoding cannot fail");
+            self.enc
+                .encode(f.samples, &mut self.ulaw)
+                .expect("G.711 encoding cannot fail");
             sent += self.ulaw.len();
         }
         self.now += Duration::from_millis(20);
@@ -179,8 +195,12 @@ const FVAD_BYTES: usize = 740;
 
 fn memory_report() {
     // SAFETY: pure size queries with a valid channel count.
-    let (opus_dec_c, opus_enc_c) =
-        unsafe { (opus_decoder_get_size(1) as usize, opus_encoder_get_size(1) as usize) };
+    let (opus_dec_c, opus_enc_c) = unsafe {
+        (
+            opus_decoder_get_size(1) as usize,
+            opus_encoder_get_size(1) as usize,
+        )
+    };
     let ulaw = ulaw_frames(100);
     let tts = speechlike(R24, 480 * 100);
     let speech16 = speechlike(R16, 320 * 10);
@@ -191,62 +211,123 @@ fn memory_report() {
             let (heap, obj) = heap_of($make, $warm);
             let size = std::mem::size_of_val(&obj);
             let total = size + heap + $c_heap;
-            println!("| {} | {} | {} | {} | {} |", $name, size, heap, $c_heap, total);
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                $name, size, heap, $c_heap, total
+            );
             drop(obj);
             total
         }};
     }
     println!("| object | size_of (B) | Rust heap (B) | C heap (B) | total (B) |");
     let mut twilio = 0;
-    twilio += row!("G711Decoder (μ-law)", || G711Decoder::new(Law::Ulaw), |d: &mut G711Decoder| {
-        let mut out = Vec::new();
-        for p in &ulaw[..10] {
-            d.decode(p, &mut out).expect("decodes");
+    twilio += row!(
+        "G711Decoder (μ-law)",
+        || G711Decoder::new(Law::Ulaw),
+        |d: &mut G711Decoder| {
+            let mut out = Vec::new();
+            for p in &ulaw[..10] {
+                d.decode(p, &mut out).expect("decodes");
+            }
         }
-    });
-    twilio += row!("StreamResampler 8k->16k", || StreamResampler::new(R8, R16).expect("ok"), |r: &mut StreamResampler| {
-        let mut out = Vec::new();
-        for _ in 0..10 {
-            r.process(&[0; 160], &mut out).expect("ok");
+    );
+    twilio += row!(
+        "StreamResampler 8k->16k",
+        || StreamResampler::new(R8, R16).expect("ok"),
+        |r: &mut StreamResampler| {
+            let mut out = Vec::new();
+            for _ in 0..10 {
+                r.process(&[0; 160], &mut out).expect("ok");
+            }
         }
-    });
-    twilio += row!("VoiceDetector<WebRtcVad>", FVAD_BYTES, || VoiceDetector::new(WebRtcVad::new(R16, WebRtcVadMode::Aggressive).expect("ok"), VadConfig::default()), |v: &mut VoiceDetector<WebRtcVad>| {
-        for (i, f) in speech16.chunks(320).enumerate() {
-            v.push(f, Timestamp::new(i as u64 * 320, R16)).expect("ok");
+    );
+    twilio += row!(
+        "VoiceDetector<WebRtcVad>",
+        FVAD_BYTES,
+        || VoiceDetector::new(
+            WebRtcVad::new(R16, WebRtcVadMode::Aggressive).expect("ok"),
+            VadConfig::default()
+        ),
+        |v: &mut VoiceDetector<WebRtcVad>| {
+            for (i, f) in speech16.chunks(320).enumerate() {
+                v.push(f, Timestamp::new(i as u64 * 320, R16)).expect("ok");
+            }
         }
-    });
-    row!("VoiceDetector<EarshotVad>", || VoiceDetector::new(EarshotVad::new(), VadConfig::default()), |v: &mut VoiceDetector<EarshotVad>| {
-        for (i, f) in speech16.chunks(320).enumerate() {
-            v.push(f, Timestamp::new(i as u64 * 320, R16)).expect("ok");
+    );
+    row!(
+        "VoiceDetector<EarshotVad>",
+        || VoiceDetector::new(EarshotVad::new(), VadConfig::default()),
+        |v: &mut VoiceDetector<EarshotVad>| {
+            for (i, f) in speech16.chunks(320).enumerate() {
+                v.push(f, Timestamp::new(i as u64 * 320, R16)).expect("ok");
+            }
         }
-    });
-    twilio += row!("StreamResampler 24k->8k", || StreamResampler::new(R24, R8).expect("ok"), |r: &mut StreamResampler| {
-        let mut out = Vec::new();
-        r.process(&tts[..4800], &mut out).expect("ok");
-    });
-    twilio += row!("Pacer 8k (1 s queued)", || Pacer::new(PacerConfig::new(R8)), |p: &mut Pacer| {
-        p.push(&[1; 8000]).expect("room");
-        p.mark("utterance-1");
-        p.poll(Instant::now());
-    });
-    row!("StreamResampler 48k->16k", || StreamResampler::new(R48, R16).expect("ok"), |r: &mut StreamResampler| {
-        let mut out = Vec::new();
-        r.process(&[0; 9600], &mut out).expect("ok");
-    });
-    row!("OpusDecoder 16k", opus_dec_c, || OpusDecoder::new(R16).expect("ok"), |_: &mut OpusDecoder| {});
-    row!("OpusEncoder 16k", opus_enc_c, || OpusEncoder::new(R16, 24_000).expect("ok"), |_: &mut OpusEncoder| {});
-    row!("JitterBuffer (3 packets held)", || JitterBuffer::new(JitterConfig::new(R48)), |j: &mut JitterBuffer| {
-        let now = Instant::now();
-        for i in 0..3u16 {
-            j.push(now, i, u32::from(i) * 960, vec![0; 80]);
+    );
+    twilio += row!(
+        "StreamResampler 24k->8k",
+        || StreamResampler::new(R24, R8).expect("ok"),
+        |r: &mut StreamResampler| {
+            let mut out = Vec::new();
+            r.process(&tts[..4800], &mut out).expect("ok");
         }
-    });
+    );
+    twilio += row!(
+        "Pacer 8k (1 s queued)",
+        || Pacer::new(PacerConfig::new(R8)),
+        |p: &mut Pacer| {
+            p.push(&[1; 8000]).expect("room");
+            p.mark("utterance-1");
+            p.poll(Instant::now());
+        }
+    );
+    row!(
+        "StreamResampler 48k->16k",
+        || StreamResampler::new(R48, R16).expect("ok"),
+        |r: &mut StreamResampler| {
+            let mut out = Vec::new();
+            r.process(&[0; 9600], &mut out).expect("ok");
+        }
+    );
+    row!(
+        "OpusDecoder 16k",
+        opus_dec_c,
+        || OpusDecoder::new(R16).expect("ok"),
+        |_: &mut OpusDecoder| {}
+    );
+    row!(
+        "OpusEncoder 16k",
+        opus_enc_c,
+        || OpusEncoder::new(R16, 24_000).expect("ok"),
+        |_: &mut OpusEncoder| {}
+    );
+    row!(
+        "JitterBuffer (3 packets held)",
+        || JitterBuffer::new(JitterConfig::new(R48)),
+        |j: &mut JitterBuffer| {
+            let now = Instant::now();
+            for i in 0..3u16 {
+                j.push(now, i, u32::from(i) * 960, vec![0; 80]);
+            }
+        }
+    );
     println!("Twilio call (μ-law decode + 8k->16k + WebRTC VAD + 24k->8k + pacer): {twilio} B");
 
     println!("## resampler delays");
-    for (from, to) in [(R8, R16), (R16, R8), (R24, R8), (SampleRate::HZ_22050, R8), (SampleRate::HZ_22050, R16), (R48, R16), (R16, R48)] {
+    for (from, to) in [
+        (R8, R16),
+        (R16, R8),
+        (R24, R8),
+        (SampleRate::HZ_22050, R8),
+        (SampleRate::HZ_22050, R16),
+        (R48, R16),
+        (R16, R48),
+    ] {
         let rs = StreamResampler::new(from, to).expect("supported pair");
-        println!("{from} -> {to}: {} output samples = {:?}", rs.delay_samples(), rs.delay());
+        println!(
+            "{from} -> {to}: {} output samples = {:?}",
+            rs.delay_samples(),
+            rs.delay()
+        );
     }
     println!("## allocations per frame after warm-up");
     let mut inbound = Inbound::new();
@@ -281,7 +362,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            dec.decode(black_box(&ulaw[i % 50]), &mut out).expect("decodes");
+            dec.decode(black_box(&ulaw[i % 50]), &mut out)
+                .expect("decodes");
             i += 1;
         })
     });
@@ -291,7 +373,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            enc.encode(black_box(&pcm8[(i % 50) * 160..][..160]), &mut out).expect("encodes");
+            enc.encode(black_box(&pcm8[(i % 50) * 160..][..160]), &mut out)
+                .expect("encodes");
             i += 1;
         })
     });
@@ -301,7 +384,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            rs.process(black_box(&pcm8[(i % 50) * 160..][..160]), &mut out).expect("ok");
+            rs.process(black_box(&pcm8[(i % 50) * 160..][..160]), &mut out)
+                .expect("ok");
             i += 1;
         })
     });
@@ -311,7 +395,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            rs.process(black_box(&tts24[(i % 50) * 480..][..480]), &mut out).expect("ok");
+            rs.process(black_box(&tts24[(i % 50) * 480..][..480]), &mut out)
+                .expect("ok");
             i += 1;
         })
     });
@@ -321,7 +406,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            rs.process(black_box(&pcm48[(i % 50) * 960..][..960]), &mut out).expect("ok");
+            rs.process(black_box(&pcm48[(i % 50) * 960..][..960]), &mut out)
+                .expect("ok");
             i += 1;
         })
     });
@@ -331,7 +417,10 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             let f = &pcm16[(i as usize % 50) * 320..][..320];
-            black_box(vad.push(black_box(f), Timestamp::new(i * 320, R16)).expect("ok"));
+            black_box(
+                vad.push(black_box(f), Timestamp::new(i * 320, R16))
+                    .expect("ok"),
+            );
             i += 1;
         })
     });
@@ -340,7 +429,10 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             let f = &pcm16[(i as usize % 50) * 320..][..320];
-            black_box(vad.push(black_box(f), Timestamp::new(i * 320, R16)).expect("ok"));
+            black_box(
+                vad.push(black_box(f), Timestamp::new(i * 320, R16))
+                    .expect("ok"),
+            );
             i += 1;
         })
     });
@@ -377,7 +469,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            dec.decode(black_box(&packets[i % 50]), &mut out).expect("decodes");
+            dec.decode(black_box(&packets[i % 50]), &mut out)
+                .expect("decodes");
             i += 1;
         })
     });
@@ -387,7 +480,8 @@ fn frame_benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             out.clear();
-            enc.encode(black_box(&pcm16[(i % 50) * 320..][..320]), &mut out).expect("encodes");
+            enc.encode(black_box(&pcm16[(i % 50) * 320..][..320]), &mut out)
+                .expect("encodes");
             i += 1;
         })
     });
@@ -398,5 +492,7 @@ criterion_group!(benches, frame_benches);
 fn main() {
     memory_report();
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }

@@ -58,15 +58,25 @@ impl AudioFrame {
     /// A frame over `samples`, which must be 10, 20 or 30 ms long at the timestamp's rate.
     pub fn new(samples: Vec<i16>, timestamp: Timestamp) -> Result<Self, FrameError> {
         let rate = timestamp.rate();
-        let duration = FrameDuration::from_samples(samples.len(), rate).ok_or(
-            FrameError::BadLength { samples: samples.len(), rate },
-        )?;
-        Ok(Self { samples, timestamp, duration })
+        let duration =
+            FrameDuration::from_samples(samples.len(), rate).ok_or(FrameError::BadLength {
+                samples: samples.len(),
+                rate,
+            })?;
+        Ok(Self {
+            samples,
+            timestamp,
+            duration,
+        })
     }
 
     /// A silent frame.
     pub fn silence(duration: FrameDuration, timestamp: Timestamp) -> Self {
-        Self { samples: vec![0; duration.samples(timestamp.rate())], timestamp, duration }
+        Self {
+            samples: vec![0; duration.samples(timestamp.rate())],
+            timestamp,
+            duration,
+        }
     }
 
     pub fn samples(&self) -> &[i16] {
@@ -143,7 +153,10 @@ mod tests {
         assert_eq!(frame.end().samples(), 320);
         assert_eq!(
             AudioFrame::new(vec![0; 300], ts),
-            Err(FrameError::BadLength { samples: 300, rate: SampleRate::HZ_16000 })
+            Err(FrameError::BadLength {
+                samples: 300,
+                rate: SampleRate::HZ_16000
+            })
         );
         let eight = AudioFrame::new(vec![0; 240], Timestamp::zero(SampleRate::HZ_8000));
         assert_eq!(eight.map(|f| f.duration()), Ok(FrameDuration::Ms30));

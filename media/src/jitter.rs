@@ -59,7 +59,9 @@ pub struct Packet {
 pub enum Playout {
     Packet(Packet),
     /// Nothing arrived for the slot at this RTP timestamp: conceal or play silence.
-    Missing { timestamp: u32 },
+    Missing {
+        timestamp: u32,
+    },
 }
 
 /// What became of a pushed packet.
@@ -158,7 +160,10 @@ impl JitterBuffer {
             last_transit: None,
             jitter_ticks: 0.0,
             since_late: 0,
-            stats: JitterStats { delay: config.target_delay, ..JitterStats::default() },
+            stats: JitterStats {
+                delay: config.target_delay,
+                ..JitterStats::default()
+            },
         }
     }
 
@@ -188,7 +193,9 @@ impl JitterBuffer {
         let ticks = ts.saturating_sub(anchor_ts);
         let early = anchor_ts.saturating_sub(ts);
         let clock = self.config.clock;
-        (at + clock.duration_of(ticks)).checked_sub(clock.duration_of(early)).unwrap_or(at)
+        (at + clock.duration_of(ticks))
+            .checked_sub(clock.duration_of(early))
+            .unwrap_or(at)
     }
 
     fn restart(&mut self, now: Instant, ext_seq: u64, ext_ts: u64) {
@@ -219,7 +226,15 @@ impl JitterBuffer {
             let (s, t) = (u64::from(seq) + (1 << 16), u64::from(ts) + (1 << 32));
             self.restart(now, s, t);
             self.update_jitter(now, t);
-            self.slots.insert(s, Slot { seq, ts, ext_ts: t, payload });
+            self.slots.insert(
+                s,
+                Slot {
+                    seq,
+                    ts,
+                    ext_ts: t,
+                    payload,
+                },
+            );
             return PushOutcome::Buffered;
         };
         let ext_seq = extend(u64::from(seq), self.highest_seq, 16);
@@ -228,7 +243,15 @@ impl JitterBuffer {
             tracing::debug!(seq, ts, "jitter buffer resync");
             self.stats.resync += 1;
             self.restart(now, ext_seq, ext_ts);
-            self.slots.insert(ext_seq, Slot { seq, ts, ext_ts, payload });
+            self.slots.insert(
+                ext_seq,
+                Slot {
+                    seq,
+                    ts,
+                    ext_ts,
+                    payload,
+                },
+            );
             return PushOutcome::Resynced;
         }
         self.update_jitter(now, ext_ts);
@@ -259,7 +282,15 @@ impl JitterBuffer {
             self.stats.overflow += 1;
             outcome = PushOutcome::Overflowed;
         }
-        self.slots.insert(ext_seq, Slot { seq, ts, ext_ts, payload });
+        self.slots.insert(
+            ext_seq,
+            Slot {
+                seq,
+                ts,
+                ext_ts,
+                payload,
+            },
+        );
         outcome
     }
 
@@ -277,7 +308,10 @@ impl JitterBuffer {
     fn maybe_shrink(&mut self) {
         self.since_late += 1;
         let cfg = &self.config;
-        if !cfg.adaptive || self.since_late < SHRINK_AFTER || self.delay < cfg.target_delay + cfg.ptime {
+        if !cfg.adaptive
+            || self.since_late < SHRINK_AFTER
+            || self.delay < cfg.target_delay + cfg.ptime
+        {
             return;
         }
         self.since_late = 0;
@@ -304,7 +338,11 @@ impl JitterBuffer {
             self.next_ts = slot.ext_ts + self.ptime_ticks;
             self.stats.played += 1;
             self.maybe_shrink();
-            return Some(Playout::Packet(Packet { seq: slot.seq, timestamp: slot.ts, payload: slot.payload }));
+            return Some(Playout::Packet(Packet {
+                seq: slot.seq,
+                timestamp: slot.ts,
+                payload: slot.payload,
+            }));
         }
         if self.due(anchor, self.next_ts) > now {
             return None;

@@ -89,12 +89,12 @@
 
 pub mod codec;
 mod frame;
-mod rate;
-mod time;
 pub mod jitter;
 pub mod mixer;
 pub mod pacer;
+mod rate;
 pub mod resample;
+mod time;
 pub mod vad;
 pub mod wav;
 
@@ -105,9 +105,35 @@ pub use mixer::{Gain, MixInput, Mixer};
 pub use pacer::{Cleared, FrameKind, PacedFrame, Pacer, PacerConfig, PacerError};
 pub use rate::SampleRate;
 pub use resample::{ResampleError, StreamResampler};
+pub use time::Timestamp;
 pub use vad::{Vad, VadConfig, VadError, VadEvent, VadState, VoiceDetector};
 pub use wav::{WavAudio, WavError, read_wav, write_wav};
-pub use time::Timestamp;
 
 #[cfg(test)]
 mod test_util;
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    /// A call actor on a multi-threaded runtime owns all of these and may move between threads.
+    #[test]
+    fn per_call_objects_are_send() {
+        assert_send::<codec::g711::G711Decoder>();
+        assert_send::<codec::g711::G711Encoder>();
+        assert_send::<codec::opus::OpusDecoder>();
+        assert_send::<codec::opus::OpusEncoder>();
+        assert_send::<Box<dyn Decoder>>();
+        assert_send::<Box<dyn Encoder>>();
+        assert_send::<StreamResampler>();
+        assert_send::<VoiceDetector<vad::WebRtcVad>>();
+        assert_send::<VoiceDetector<vad::EarshotVad>>();
+        assert_send::<VoiceDetector<Box<dyn Vad>>>();
+        assert_send::<JitterBuffer>();
+        assert_send::<Pacer>();
+        assert_send::<Mixer>();
+        assert_send::<wav::WavRecorder<std::io::BufWriter<std::fs::File>>>();
+    }
+}

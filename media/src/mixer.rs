@@ -56,7 +56,9 @@ pub struct Mixer {
 
 impl Mixer {
     pub fn new(frame_len: usize) -> Self {
-        Self { acc: vec![0; frame_len] }
+        Self {
+            acc: vec![0; frame_len],
+        }
     }
 
     /// Writes the mix of `inputs` into `out` (its length is the frame length).
@@ -64,7 +66,10 @@ impl Mixer {
     /// # Panics
     /// With more than [`MAX_INPUTS`] inputs, where the accumulator could overflow.
     pub fn mix(&mut self, inputs: &[MixInput<'_>], out: &mut [i16]) {
-        assert!(inputs.len() <= MAX_INPUTS, "at most {MAX_INPUTS} inputs per mix");
+        assert!(
+            inputs.len() <= MAX_INPUTS,
+            "at most {MAX_INPUTS} inputs per mix"
+        );
         self.acc.clear();
         self.acc.resize(out.len(), 0);
         for input in inputs {
@@ -106,13 +111,22 @@ mod tests {
         let a = [30_000i16, -30_000, 20_000, 100];
         let b = [10_000i16, -10_000, 20_000, 200];
         let c = [-25_000i16, 25_000, -30_000, 300];
-        let orders: [[&[i16]; 3]; 6] =
-            [[&a, &b, &c], [&a, &c, &b], [&b, &a, &c], [&b, &c, &a], [&c, &a, &b], [&c, &b, &a]];
+        let orders: [[&[i16]; 3]; 6] = [
+            [&a, &b, &c],
+            [&a, &c, &b],
+            [&b, &a, &c],
+            [&b, &c, &a],
+            [&c, &a, &b],
+            [&c, &b, &a],
+        ];
         let mut mixer = Mixer::new(4);
         let mut results = Vec::new();
         let mut naive_results = Vec::new();
         for order in orders {
-            let inputs: Vec<MixInput> = order.iter().map(|s| MixInput::new(s, Gain::UNITY)).collect();
+            let inputs: Vec<MixInput> = order
+                .iter()
+                .map(|s| MixInput::new(s, Gain::UNITY))
+                .collect();
             let mut out = [0i16; 4];
             mixer.mix(&inputs, &mut out);
             results.push(out.to_vec());
@@ -131,9 +145,21 @@ mod tests {
         let loud = [20_000i16; 8];
         let mut mixer = Mixer::new(8);
         let mut out = [0i16; 8];
-        mixer.mix(&[MixInput::new(&loud, Gain::UNITY), MixInput::new(&loud, Gain::UNITY)], &mut out);
+        mixer.mix(
+            &[
+                MixInput::new(&loud, Gain::UNITY),
+                MixInput::new(&loud, Gain::UNITY),
+            ],
+            &mut out,
+        );
         assert_eq!(out, [i16::MAX; 8]);
-        mixer.mix(&[MixInput::new(&loud, Gain::linear(0.5)), MixInput::new(&loud, Gain::MUTE)], &mut out);
+        mixer.mix(
+            &[
+                MixInput::new(&loud, Gain::linear(0.5)),
+                MixInput::new(&loud, Gain::MUTE),
+            ],
+            &mut out,
+        );
         assert_eq!(out, [10_000; 8]);
         let minus6 = Gain::db(-6.0).as_linear();
         assert!((minus6 - 0.501).abs() < 0.001, "{minus6}");

@@ -118,7 +118,10 @@ impl Pacer {
     /// Queues audio at the pacer's rate.
     pub fn push(&mut self, samples: &[i16]) -> Result<(), PacerError> {
         if self.queue.len() + samples.len() > self.max_queued_samples {
-            return Err(PacerError::Full { queued: self.queued(), max: self.config.max_queued });
+            return Err(PacerError::Full {
+                queued: self.queued(),
+                max: self.config.max_queued,
+            });
         }
         self.queue.extend(samples);
         self.pushed += samples.len() as u64;
@@ -178,8 +181,17 @@ impl Pacer {
         }
         let timestamp = self.clock;
         self.clock = self.clock.add_samples(self.frame_len as u64);
-        let kind = if audio > 0 { FrameKind::Audio { audio } } else { FrameKind::Silence };
-        Some(PacedFrame { samples: &self.frame, timestamp, kind, marks: &self.frame_marks })
+        let kind = if audio > 0 {
+            FrameKind::Audio { audio }
+        } else {
+            FrameKind::Silence
+        };
+        Some(PacedFrame {
+            samples: &self.frame,
+            timestamp,
+            kind,
+            marks: &self.frame_marks,
+        })
     }
 
     /// Drops all queued audio and pending marks at once (barge-in). The clock keeps running.

@@ -55,8 +55,14 @@ mod tests {
     #[test]
     fn samples_and_durations_agree() {
         assert_eq!(SampleRate::HZ_16000.samples_in_ms(20), 320);
-        assert_eq!(SampleRate::HZ_8000.samples_in(Duration::from_millis(20)), 160);
+        assert_eq!(
+            SampleRate::HZ_8000.samples_in(Duration::from_millis(20)),
+            160
+        );
         assert_eq!(SampleRate::HZ_22050.samples_in_ms(20), 441);
-        assert_eq!(SampleRate::HZ_48000.duration_of(960), Duration::from_millis(20));
+        assert_eq!(
+            SampleRate::HZ_48000.duration_of(960),
+            Duration::from_millis(20)
+        );
     }
 }

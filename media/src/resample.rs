@@ -139,7 +139,10 @@ impl StreamResampler {
         let mut rest = input;
         while !rest.is_empty() {
             let take = (self.block_in - self.filled).min(rest.len());
-            for (dst, &src) in self.staged[self.filled..self.filled + take].iter_mut().zip(rest) {
+            for (dst, &src) in self.staged[self.filled..self.filled + take]
+                .iter_mut()
+                .zip(rest)
+            {
                 *dst = f32::from(src);
             }
             self.filled += take;
@@ -199,7 +202,9 @@ mod tests {
             }
             let end = (pos + len).min(input.len());
             let before = out.len();
-            let n = rs.process(&input[pos..end], &mut out).expect("resampling works");
+            let n = rs
+                .process(&input[pos..end], &mut out)
+                .expect("resampling works");
             assert_eq!(n, out.len() - before, "chunk {i}");
             assert_eq!(n % rs.block_out(), 0, "only whole blocks come out");
             pos = end;
@@ -208,10 +213,16 @@ mod tests {
         assert_eq!(out.len(), to.hz() as usize, "{from} -> {to}");
         let steady = &out[rs.delay_samples() + to.samples_in_ms(20)..];
         let ratio = goertzel_power_ratio(steady, to.hz(), freq);
-        assert!(ratio > 0.99, "{from} -> {to}: {freq} Hz holds {ratio} of the power");
+        assert!(
+            ratio > 0.99,
+            "{from} -> {to}: {freq} Hz holds {ratio} of the power"
+        );
         // The delay is what rubato says: the tone starts after it.
         let head = &out[..rs.delay_samples() / 2];
-        assert!(head.iter().all(|&s| s.abs() < 600), "{from} -> {to}: silence before the delay");
+        assert!(
+            head.iter().all(|&s| s.abs() < 600),
+            "{from} -> {to}: silence before the delay"
+        );
     }
 
     #[test]
@@ -265,7 +276,10 @@ mod tests {
         let mut out = Vec::with_capacity(320);
         for _ in 0..10 {
             out.clear();
-            assert_eq!(rs.process(&[100; 160], &mut out).expect("resampling works"), 320);
+            assert_eq!(
+                rs.process(&[100; 160], &mut out).expect("resampling works"),
+                320
+            );
         }
         assert!(rs.delay() > Duration::ZERO && rs.delay() <= Duration::from_millis(20));
     }

@@ -53,7 +53,8 @@ impl Timestamp {
     /// this timestamp's clock.
     pub const fn saturating_since(self, earlier: Timestamp) -> Duration {
         let earlier = earlier.convert(self.rate);
-        self.rate.duration_of(self.samples.saturating_sub(earlier.samples))
+        self.rate
+            .duration_of(self.samples.saturating_sub(earlier.samples))
     }
 }
 

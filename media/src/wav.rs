@@ -56,7 +56,10 @@ fn read_wav_from<R: Read>(reader: hound::WavReader<R>) -> Result<WavAudio, WavEr
             (sum / channels as i64).clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
         })
         .collect();
-    Ok(WavAudio { rate: SampleRate::new(spec.sample_rate), samples })
+    Ok(WavAudio {
+        rate: SampleRate::new(spec.sample_rate),
+        samples,
+    })
 }
 
 fn mono16(rate: SampleRate) -> hound::WavSpec {
@@ -69,7 +72,11 @@ fn mono16(rate: SampleRate) -> hound::WavSpec {
 }
 
 /// Writes mono 16-bit PCM to a WAV file.
-pub fn write_wav(path: impl AsRef<Path>, rate: SampleRate, samples: &[i16]) -> Result<(), WavError> {
+pub fn write_wav(
+    path: impl AsRef<Path>,
+    rate: SampleRate,
+    samples: &[i16],
+) -> Result<(), WavError> {
     let mut w = WavRecorder::create(path, rate)?;
     w.write(samples)?;
     w.finish()
@@ -83,14 +90,18 @@ pub struct WavRecorder<W: Write + Seek> {
 
 impl WavRecorder<std::io::BufWriter<std::fs::File>> {
     pub fn create(path: impl AsRef<Path>, rate: SampleRate) -> Result<Self, WavError> {
-        Ok(Self { inner: hound::WavWriter::create(path, mono16(rate))? })
+        Ok(Self {
+            inner: hound::WavWriter::create(path, mono16(rate))?,
+        })
     }
 }
 
 impl<W: Write + Seek> WavRecorder<W> {
     /// A recorder over any seekable writer (e.g. a `Cursor<Vec<u8>>`).
     pub fn new(writer: W, rate: SampleRate) -> Result<Self, WavError> {
-        Ok(Self { inner: hound::WavWriter::new(writer, mono16(rate))? })
+        Ok(Self {
+            inner: hound::WavWriter::new(writer, mono16(rate))?,
+        })
     }
 
     pub fn write(&mut self, samples: &[i16]) -> Result<(), WavError> {
@@ -119,7 +130,13 @@ mod tests {
         let samples: Vec<i16> = (0..1000).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
         write_wav(&path, SampleRate::HZ_8000, &samples).expect("write");
         let back = read_wav(&path).expect("read");
-        assert_eq!(back, WavAudio { rate: SampleRate::HZ_8000, samples });
+        assert_eq!(
+            back,
+            WavAudio {
+                rate: SampleRate::HZ_8000,
+                samples
+            }
+        );
     }
 
     #[test]
@@ -146,8 +163,8 @@ mod tests {
 
     #[test]
     fn recorder_streams_frames() {
-        let mut rec = WavRecorder::new(Cursor::new(Vec::new()), SampleRate::HZ_16000)
-            .expect("header writes");
+        let mut rec =
+            WavRecorder::new(Cursor::new(Vec::new()), SampleRate::HZ_16000).expect("header writes");
         for _ in 0..3 {
             rec.write(&[7; 320]).expect("write");
         }

@@ -69,7 +69,11 @@ const fn ulaw_decode_ref(code: u8) -> i16 {
     let u = !code as i32;
     let mut t = ((u & 0xF) << 3) + ULAW_BIAS;
     t <<= (u & 0x70) >> 4;
-    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
+    (if u & 0x80 != 0 {
+        ULAW_BIAS - t
+    } else {
+        t - ULAW_BIAS
+    }) as i16
 }
 
 const fn alaw_decode_ref(code: u8) -> i16 {
@@ -224,7 +228,11 @@ const HISTORY_MAX: usize = 240;
 
 impl G711Decoder {
     pub fn new(law: Law) -> Self {
-        Self { law, history: Vec::with_capacity(HISTORY_MAX), concealed: 0 }
+        Self {
+            law,
+            history: Vec::with_capacity(HISTORY_MAX),
+            concealed: 0,
+        }
     }
 }
 
@@ -257,7 +265,13 @@ impl Decoder for G711Decoder {
         if self.history.is_empty() || self.concealed > 4 {
             out.extend(std::iter::repeat_n(0, samples));
         } else {
-            out.extend(self.history.iter().cycle().take(samples).map(|&s| s >> shift));
+            out.extend(
+                self.history
+                    .iter()
+                    .cycle()
+                    .take(samples)
+                    .map(|&s| s >> shift),
+            );
         }
         Ok(samples)
     }
@@ -353,8 +367,10 @@ mod tests {
             let mut pcm = Vec::new();
             for chunk in tone.chunks(160) {
                 bytes.clear();
-                enc.encode(chunk, &mut bytes).expect("G.711 encoding cannot fail");
-                dec.decode(&bytes, &mut pcm).expect("G.711 decoding cannot fail");
+                enc.encode(chunk, &mut bytes)
+                    .expect("G.711 encoding cannot fail");
+                dec.decode(&bytes, &mut pcm)
+                    .expect("G.711 decoding cannot fail");
             }
             assert_eq!(pcm.len(), tone.len());
             let ratio = goertzel_power_ratio(&pcm, 8000, 1000.0);
@@ -368,7 +384,8 @@ mod tests {
         let mut pcm = Vec::new();
         let tone = sine(500.0, 8000, 160, 8000.0);
         let bytes: Vec<u8> = tone.iter().map(|&s| ulaw_encode(s)).collect();
-        dec.decode(&bytes, &mut pcm).expect("G.711 decoding cannot fail");
+        dec.decode(&bytes, &mut pcm)
+            .expect("G.711 decoding cannot fail");
         let energy = |s: &[i16]| s.iter().map(|&x| i64::from(x).pow(2)).sum::<i64>();
         let mut frames = Vec::new();
         for _ in 0..5 {

@@ -12,7 +12,11 @@ pub enum CodecError {
     #[error("opus: {0}")]
     Opus(#[from] ::opus::Error),
     #[error("{codec:?} frames must be {expected} samples, got {got}")]
-    FrameSize { codec: Codec, expected: usize, got: usize },
+    FrameSize {
+        codec: Codec,
+        expected: usize,
+        got: usize,
+    },
 }
 
 /// Turns PCM at [`Encoder::input_rate`] into payload bytes.

@@ -24,7 +24,9 @@ pub struct OpusDecoder {
 
 impl std::fmt::Debug for OpusDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusDecoder").field("rate", &self.rate).finish_non_exhaustive()
+        f.debug_struct("OpusDecoder")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -32,7 +34,12 @@ impl OpusDecoder {
     pub fn new(rate: SampleRate) -> Result<Self, CodecError> {
         let inner = ::opus::Decoder::new(rate.hz(), Channels::Mono)?;
         let max = MAX_FRAME_48K * rate.hz() as usize / 48_000;
-        Ok(Self { inner, rate, scratch: vec![0; max], last_frame: rate.samples_in_ms(20) })
+        Ok(Self {
+            inner,
+            rate,
+            scratch: vec![0; max],
+            last_frame: rate.samples_in_ms(20),
+        })
     }
 }
 
@@ -59,7 +66,11 @@ impl Decoder for OpusDecoder {
     /// libopus packet-loss concealment: it extrapolates from the decoder state. `samples` must
     /// be a multiple of 2.5 ms; the usual call asks for one 20 ms frame.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<usize, CodecError> {
-        let want = if samples == 0 { self.last_frame } else { samples };
+        let want = if samples == 0 {
+            self.last_frame
+        } else {
+            samples
+        };
         let want = want.min(self.scratch.len());
         let n = self.inner.decode(&[], &mut self.scratch[..want], false)?;
         out.extend_from_slice(&self.scratch[..n]);
@@ -76,7 +87,9 @@ pub struct OpusEncoder {
 
 impl std::fmt::Debug for OpusEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusEncoder").field("rate", &self.rate).finish_non_exhaustive()
+        f.debug_struct("OpusEncoder")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +102,11 @@ impl OpusEncoder {
         let mut inner = ::opus::Encoder::new(rate.hz(), Channels::Mono, Application::Voip)?;
         inner.set_bitrate(Bitrate::Bits(bitrate))?;
         inner.set_inband_fec(true)?;
-        Ok(Self { inner, rate, frame: rate.samples_in_ms(20) })
+        Ok(Self {
+            inner,
+            rate,
+            frame: rate.samples_in_ms(20),
+        })
     }
 }
 
@@ -141,7 +158,11 @@ mod tests {
         for frame in tone.chunks(960) {
             packet.clear();
             enc.encode(frame, &mut packet).expect("20 ms frames encode");
-            assert_eq!(dec.decode(&packet, &mut pcm).expect("our own packet decodes"), 320);
+            assert_eq!(
+                dec.decode(&packet, &mut pcm)
+                    .expect("our own packet decodes"),
+                320
+            );
         }
         assert_eq!(pcm.len(), 16_000);
         // Skip the codec's start-up; the rest is a clean 440 Hz tone.
@@ -162,13 +183,17 @@ mod tests {
             if i == 30 {
                 assert_eq!(dec.conceal(320, &mut pcm).expect("PLC works"), 320);
             } else {
-                dec.decode(&packet, &mut pcm).expect("our own packet decodes");
+                dec.decode(&packet, &mut pcm)
+                    .expect("our own packet decodes");
             }
         }
         assert_eq!(pcm.len(), 16_000);
         let lost = &pcm[30 * 320..31 * 320];
         let rms = (lost.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 320.0).sqrt();
-        assert!(rms > 1000.0, "the concealed frame continues the tone (rms {rms})");
+        assert!(
+            rms > 1000.0,
+            "the concealed frame continues the tone (rms {rms})"
+        );
         let ratio = goertzel_power_ratio(&pcm[1600..], 16_000, 300.0);
         assert!(ratio > 0.9, "300 Hz holds {ratio} of the power");
     }
@@ -176,7 +201,16 @@ mod tests {
     #[test]
     fn rejects_frames_that_are_not_20_ms() {
         let mut enc = OpusEncoder::new(SampleRate::HZ_16000, 24_000).expect("valid settings");
-        let err = enc.encode(&[0; 100], &mut Vec::new()).expect_err("100 samples is not 20 ms");
-        assert!(matches!(err, CodecError::FrameSize { expected: 320, got: 100, .. }));
+        let err = enc
+            .encode(&[0; 100], &mut Vec::new())
+            .expect_err("100 samples is not 20 ms");
+        assert!(matches!(
+            err,
+            CodecError::FrameSize {
+                expected: 320,
+                got: 100,
+                ..
+            }
+        ));
     }
 }

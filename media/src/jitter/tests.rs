@@ -38,7 +38,10 @@ fn in_order_stream_plays_after_the_target_delay() {
     assert_eq!(jb.pop(t0), None, "nothing before the first packet");
     for i in 0..5u16 {
         let now = t0 + PT * u32::from(i);
-        assert_eq!(jb.push(now, 100 + i, 1000 + 160 * u32::from(i), vec![i as u8]), PushOutcome::Buffered);
+        assert_eq!(
+            jb.push(now, 100 + i, 1000 + 160 * u32::from(i), vec![i as u8]),
+            PushOutcome::Buffered
+        );
     }
     // The first packet plays 60 ms after it arrived, then one per 20 ms.
     assert_eq!(jb.pop(t0 + Duration::from_millis(59)), None);
@@ -58,7 +61,10 @@ fn in_order_stream_plays_after_the_target_delay() {
         .collect();
     assert_eq!(seqs, vec![(0, 100), (1, 101), (2, 102), (3, 103), (4, 104)]);
     // And then the stream has dried up: the next slot is Missing, at the right timestamp.
-    assert_eq!(jb.pop(t0 + Duration::from_millis(160)), Some(Playout::Missing { timestamp: 1800 }));
+    assert_eq!(
+        jb.pop(t0 + Duration::from_millis(160)),
+        Some(Playout::Missing { timestamp: 1800 })
+    );
 }
 
 #[test]
@@ -136,14 +142,25 @@ fn seeded_lossy_reordering_link() {
     // Losses after the last played packet are never counted (the stream just stops).
     let trailing = 999 - u64::from(*played.last().expect("something played"));
     assert_eq!(stats.lost + trailing, sent_lost as u64);
-    assert!(stats.reordered > 50, "the link reordered {} packets", stats.reordered);
-    assert!(stats.jitter > Duration::from_millis(3), "jitter {:?}", stats.jitter);
+    assert!(
+        stats.reordered > 50,
+        "the link reordered {} packets",
+        stats.reordered
+    );
+    assert!(
+        stats.jitter > Duration::from_millis(3),
+        "jitter {:?}",
+        stats.jitter
+    );
 }
 
 #[test]
 fn late_packets_are_dropped_and_adaptive_mode_adds_delay() {
     let t0 = Instant::now();
-    let mut jb = JitterBuffer::new(JitterConfig { adaptive: true, ..cfg() });
+    let mut jb = JitterBuffer::new(JitterConfig {
+        adaptive: true,
+        ..cfg()
+    });
     let mut out = Vec::new();
     for i in 0..14u32 {
         let now = t0 + PT * i;
@@ -162,13 +179,20 @@ fn late_packets_are_dropped_and_adaptive_mode_adds_delay() {
     assert!(out.contains(&Playout::Missing { timestamp: 800 }));
     let stats = jb.stats();
     assert_eq!((stats.late, stats.lost), (1, 1));
-    assert_eq!(stats.delay, Duration::from_millis(80), "one packet time was added");
+    assert_eq!(
+        stats.delay,
+        Duration::from_millis(80),
+        "one packet time was added"
+    );
 }
 
 #[test]
 fn duplicates_and_overflow_are_bounded() {
     let t0 = Instant::now();
-    let mut jb = JitterBuffer::new(JitterConfig { capacity: 10, ..cfg() });
+    let mut jb = JitterBuffer::new(JitterConfig {
+        capacity: 10,
+        ..cfg()
+    });
     assert_eq!(jb.push(t0, 1, 160, vec![1]), PushOutcome::Buffered);
     assert_eq!(jb.push(t0, 1, 160, vec![1]), PushOutcome::Duplicate);
     for i in 2..=20u16 {
@@ -183,7 +207,10 @@ fn duplicates_and_overflow_are_bounded() {
         assert_eq!(jb.pop(now), Some(Playout::Missing { timestamp: 160 * k }));
     }
     let first = jb.pop(now);
-    assert!(matches!(first, Some(Playout::Packet(Packet { seq: 11, .. }))), "{first:?}");
+    assert!(
+        matches!(first, Some(Playout::Packet(Packet { seq: 11, .. }))),
+        "{first:?}"
+    );
     assert_eq!(jb.stats().lost, 10);
 }
 
@@ -192,16 +219,25 @@ fn a_far_jump_restarts_the_stream() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(cfg());
     jb.push(t0, 10, 0, vec![]);
-    assert_eq!(jb.push(t0 + PT, 40_000, 123_456, vec![]), PushOutcome::Resynced);
+    assert_eq!(
+        jb.push(t0 + PT, 40_000, 123_456, vec![]),
+        PushOutcome::Resynced
+    );
     assert_eq!(jb.len(), 1);
     let p = jb.pop(t0 + PT + Duration::from_millis(60));
-    assert!(matches!(p, Some(Playout::Packet(Packet { seq: 40_000, .. }))), "{p:?}");
+    assert!(
+        matches!(p, Some(Playout::Packet(Packet { seq: 40_000, .. }))),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn adaptive_delay_shrinks_back_after_a_calm_run() {
     let t0 = Instant::now();
-    let mut jb = JitterBuffer::new(JitterConfig { adaptive: true, ..cfg() });
+    let mut jb = JitterBuffer::new(JitterConfig {
+        adaptive: true,
+        ..cfg()
+    });
     jb.push(t0, 0, 0, vec![]);
     jb.push(t0 + PT, 1, 160, vec![]);
     let mut n = 0;
@@ -210,7 +246,10 @@ fn adaptive_delay_shrinks_back_after_a_calm_run() {
     }
     assert!(n >= 2);
     // A packet whose slot has passed: late, and the delay grows by one packet time.
-    assert_eq!(jb.push(t0 + Duration::from_millis(100), 2, 320, vec![]), PushOutcome::Late);
+    assert_eq!(
+        jb.push(t0 + Duration::from_millis(100), 2, 320, vec![]),
+        PushOutcome::Late
+    );
     assert_eq!(jb.stats().delay, Duration::from_millis(80));
     // A long calm run (more than SHRINK_AFTER packets) gives the packet time back.
     for i in 3..(SHRINK_AFTER + 20) {

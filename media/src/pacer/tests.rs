@@ -28,7 +28,11 @@ struct Sent {
 fn drain(p: &mut Pacer, now: Instant, sent: &mut Sent) {
     while let Some(f) = p.poll(now) {
         assert_eq!(f.samples.len(), 160, "never a short frame");
-        assert_eq!(f.timestamp.samples(), 160 * sent.frames as u64, "steady sample clock");
+        assert_eq!(
+            f.timestamp.samples(),
+            160 * sent.frames as u64,
+            "steady sample clock"
+        );
         match f.kind {
             FrameKind::Audio { audio } => sent.audio.extend_from_slice(&f.samples[..audio]),
             FrameKind::Silence => {
@@ -36,7 +40,8 @@ fn drain(p: &mut Pacer, now: Instant, sent: &mut Sent) {
                 sent.silence_frames += 1;
             }
         }
-        sent.marks.extend(f.marks.iter().map(|m| (sent.frames, m.clone())));
+        sent.marks
+            .extend(f.marks.iter().map(|m| (sent.frames, m.clone())));
         sent.audio_after.push(sent.audio.len());
         sent.frames += 1;
     }
@@ -77,8 +82,14 @@ fn chunks_of_any_size_become_exact_frames_with_marks_in_place() {
         drain(&mut p, t0 + PT * tick, &mut sent);
         tick += 1;
     }
-    assert_eq!(sent.audio, pushed, "all audio, in order, nothing added or lost");
-    assert!(sent.silence_frames > 0, "silence was inserted while the queue was empty");
+    assert_eq!(
+        sent.audio, pushed,
+        "all audio, in order, nothing added or lost"
+    );
+    assert!(
+        sent.silence_frames > 0,
+        "silence was inserted while the queue was empty"
+    );
     // Each mark comes with the frame that carries the sample just before it.
     let sent_marks: Vec<String> = sent.marks.iter().map(|(_, m)| m.clone()).collect();
     let names: Vec<String> = want_marks.iter().map(|(_, m)| m.clone()).collect();
@@ -86,7 +97,11 @@ fn chunks_of_any_size_become_exact_frames_with_marks_in_place() {
     // Each mark rides on the first frame whose cumulative audio reaches the mark's position.
     for ((frame, name), (pos, want)) in sent.marks.iter().zip(&want_marks) {
         assert_eq!(name, want);
-        let first = sent.audio_after.iter().position(|&n| n >= *pos).expect("all audio was sent");
+        let first = sent
+            .audio_after
+            .iter()
+            .position(|&n| n >= *pos)
+            .expect("all audio was sent");
         assert_eq!(*frame, first, "mark {name} at sample {pos}");
     }
 }
@@ -115,11 +130,22 @@ fn marks_ride_on_the_frame_that_ends_their_chunk() {
             FrameKind::Silence,
         ]
     );
-    assert_eq!(marks, vec![vec![], vec!["a".to_string(), "b".to_string()], vec![], vec![]]);
+    assert_eq!(
+        marks,
+        vec![
+            vec![],
+            vec!["a".to_string(), "b".to_string()],
+            vec![],
+            vec![]
+        ]
+    );
     // A mark placed on an empty queue goes out with the next frame.
     p.mark("c");
     let f = p.poll(t0 + PT * 4).expect("due");
-    assert_eq!((f.kind, f.marks), (FrameKind::Silence, &["c".to_string()][..]));
+    assert_eq!(
+        (f.kind, f.marks),
+        (FrameKind::Silence, &["c".to_string()][..])
+    );
 }
 
 #[test]
@@ -154,24 +180,39 @@ fn clear_drops_audio_at_once_and_reports_the_marks() {
     assert!(f.marks.is_empty());
     assert_eq!(p.queued(), Duration::from_millis(80));
     let cleared = p.clear();
-    assert_eq!(cleared.marks, vec!["first".to_string(), "second".to_string()]);
+    assert_eq!(
+        cleared.marks,
+        vec!["first".to_string(), "second".to_string()]
+    );
     assert_eq!(cleared.dropped, Duration::from_millis(80));
     let f = p.poll(t0 + PT).expect("due");
-    assert!(f.is_silence() && f.marks.is_empty(), "the next frame is silence");
+    assert!(
+        f.is_silence() && f.marks.is_empty(),
+        "the next frame is silence"
+    );
     assert_eq!(f.timestamp.samples(), 160, "the clock kept running");
     // Marks after the clear attach to new audio as usual.
     p.push(&[7; 100]).expect("room");
     p.mark("third");
     let f = p.poll(t0 + PT * 2).expect("due");
-    assert_eq!((f.kind, f.marks), (FrameKind::Audio { audio: 100 }, &["third".to_string()][..]));
+    assert_eq!(
+        (f.kind, f.marks),
+        (FrameKind::Audio { audio: 100 }, &["third".to_string()][..])
+    );
 }
 
 #[test]
 fn the_queue_is_bounded() {
-    let mut p = Pacer::new(PacerConfig { max_queued: Duration::from_millis(100), ..PacerConfig::new(RATE) });
+    let mut p = Pacer::new(PacerConfig {
+        max_queued: Duration::from_millis(100),
+        ..PacerConfig::new(RATE)
+    });
     p.push(&[0; 800]).expect("exactly 100 ms fits");
     assert_eq!(
         p.push(&[0; 1]),
-        Err(PacerError::Full { queued: Duration::from_millis(100), max: Duration::from_millis(100) })
+        Err(PacerError::Full {
+            queued: Duration::from_millis(100),
+            max: Duration::from_millis(100)
+        })
     );
 }

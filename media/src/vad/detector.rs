@@ -53,11 +53,19 @@ pub enum VadState {
     Quiet,
     /// Speech began at `onset` but has not lasted `start` yet; `silence` is set while a
     /// short gap (less than `start_gap`) is in progress.
-    Starting { onset: Timestamp, silence: Option<Timestamp> },
+    Starting {
+        onset: Timestamp,
+        silence: Option<Timestamp>,
+    },
     /// Speech confirmed since `onset`.
-    Speaking { onset: Timestamp },
+    Speaking {
+        onset: Timestamp,
+    },
     /// Speech since `onset`, silent since `silence`, for less than `stop` so far.
-    Stopping { onset: Timestamp, silence: Timestamp },
+    Stopping {
+        onset: Timestamp,
+        silence: Timestamp,
+    },
 }
 
 /// What the caller should react to.
@@ -107,9 +115,17 @@ impl<V: Vad> VoiceDetector<V> {
         Ok(event)
     }
 
+    /// [`Self::push`] for a whole [`AudioFrame`](crate::AudioFrame) at its own timestamp.
+    pub fn push_frame(&mut self, frame: &crate::AudioFrame) -> Result<Option<VadEvent>, VadError> {
+        self.push(frame.samples(), frame.timestamp())
+    }
+
     /// True from `SpeechStarted` until `SpeechEnded`.
     pub fn is_speaking(&self) -> bool {
-        matches!(self.state, VadState::Speaking { .. } | VadState::Stopping { .. })
+        matches!(
+            self.state,
+            VadState::Speaking { .. } | VadState::Stopping { .. }
+        )
     }
 
     pub fn state(&self) -> VadState {
@@ -154,7 +170,13 @@ fn step(
             if end.saturating_since(silence) >= cfg.start_gap {
                 (Quiet, None)
             } else {
-                (Starting { onset, silence: Some(silence) }, None)
+                (
+                    Starting {
+                        onset,
+                        silence: Some(silence),
+                    },
+                    None,
+                )
             }
         }
         (Speaking { onset }, true) => (Speaking { onset }, None),
@@ -164,11 +186,24 @@ fn step(
     }
 }
 
-fn confirm_start(onset: Timestamp, cfg: &VadConfig, end: Timestamp) -> (VadState, Option<VadEvent>) {
+fn confirm_start(
+    onset: Timestamp,
+    cfg: &VadConfig,
+    end: Timestamp,
+) -> (VadState, Option<VadEvent>) {
     if end.saturating_since(onset) >= cfg.start {
-        (VadState::Speaking { onset }, Some(VadEvent::SpeechStarted { at: onset }))
+        (
+            VadState::Speaking { onset },
+            Some(VadEvent::SpeechStarted { at: onset }),
+        )
     } else {
-        (VadState::Starting { onset, silence: None }, None)
+        (
+            VadState::Starting {
+                onset,
+                silence: None,
+            },
+            None,
+        )
     }
 }
 
@@ -180,7 +215,13 @@ fn confirm_stop(
 ) -> (VadState, Option<VadEvent>) {
     if end.saturating_since(silence) >= cfg.stop {
         let duration = silence.saturating_since(onset);
-        (VadState::Quiet, Some(VadEvent::SpeechEnded { at: silence, duration }))
+        (
+            VadState::Quiet,
+            Some(VadEvent::SpeechEnded {
+                at: silence,
+                duration,
+            }),
+        )
     } else {
         (VadState::Stopping { onset, silence }, None)
     }

@@ -18,7 +18,10 @@ pub struct EarshotVad {
 
 impl std::fmt::Debug for EarshotVad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EarshotVad").field("filled", &self.filled).field("last", &self.last).finish()
+        f.debug_struct("EarshotVad")
+            .field("filled", &self.filled)
+            .field("last", &self.last)
+            .finish()
     }
 }
 

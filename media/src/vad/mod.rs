@@ -16,9 +16,16 @@ use crate::SampleRate;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VadError {
     #[error("{engine} does not accept {samples} samples at {rate}")]
-    BadFrame { engine: &'static str, samples: usize, rate: SampleRate },
+    BadFrame {
+        engine: &'static str,
+        samples: usize,
+        rate: SampleRate,
+    },
     #[error("{engine} does not run at {rate}")]
-    UnsupportedRate { engine: &'static str, rate: SampleRate },
+    UnsupportedRate {
+        engine: &'static str,
+        rate: SampleRate,
+    },
 }
 
 /// A voice activity engine: scores frames of PCM at its configured rate.
@@ -70,7 +77,9 @@ mod tests {
     #[test]
     fn dbfs_of_known_levels() {
         assert_eq!(rms_dbfs(&[0; 320]), f32::NEG_INFINITY);
-        let full: Vec<i16> = (0..320).map(|i| if i % 2 == 0 { 32767 } else { -32767 }).collect();
+        let full: Vec<i16> = (0..320)
+            .map(|i| if i % 2 == 0 { 32767 } else { -32767 })
+            .collect();
         assert!(rms_dbfs(&full).abs() < 0.01);
         assert!((rms_dbfs(&[3277; 320]) + 20.0).abs() < 0.01);
     }

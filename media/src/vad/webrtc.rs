@@ -32,7 +32,10 @@ pub struct WebRtcVad {
 
 impl std::fmt::Debug for WebRtcVad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcVad").field("rate", &self.rate).field("mode", &self.mode).finish()
+        f.debug_struct("WebRtcVad")
+            .field("rate", &self.rate)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -51,9 +54,16 @@ fn fvad_mode(mode: WebRtcVadMode) -> webrtc_vad::VadMode {
 
 impl WebRtcVad {
     pub fn new(rate: SampleRate, mode: WebRtcVadMode) -> Result<Self, VadError> {
-        let fr = fvad_rate(rate).ok_or(VadError::UnsupportedRate { engine: "webrtc", rate })?;
+        let fr = fvad_rate(rate).ok_or(VadError::UnsupportedRate {
+            engine: "webrtc",
+            rate,
+        })?;
         let inner = webrtc_vad::Vad::new_with_rate_and_mode(fr, fvad_mode(mode));
-        Ok(Self { handle: FvadHandle(inner), rate, mode })
+        Ok(Self {
+            handle: FvadHandle(inner),
+            rate,
+            mode,
+        })
     }
 }
 
@@ -67,7 +77,11 @@ impl Vad for WebRtcVad {
     }
 
     fn score(&mut self, frame: &[i16]) -> Result<f32, VadError> {
-        let bad = VadError::BadFrame { engine: "webrtc", samples: frame.len(), rate: self.rate };
+        let bad = VadError::BadFrame {
+            engine: "webrtc",
+            samples: frame.len(),
+            rate: self.rate,
+        };
         if frame.is_empty() {
             // webrtc-vad indexes frame[0] before checking the length.
             return Err(bad);
@@ -110,7 +124,11 @@ mod tests {
         assert!(vad.score(&[0; 300]).is_err());
         assert!(vad.score(&[]).is_err());
         vad.reset();
-        assert_eq!(vad.score(&[0; 160]), Ok(0.0), "reset keeps 16 kHz (10 ms = 160 samples)");
+        assert_eq!(
+            vad.score(&[0; 160]),
+            Ok(0.0),
+            "reset keeps 16 kHz (10 ms = 160 samples)"
+        );
         assert!(WebRtcVad::new(SampleRate::HZ_24000, WebRtcVadMode::Quality).is_err());
     }
 

@@ -67,7 +67,12 @@ fn tone_between_silences_gives_exact_timestamps() {
         events,
         vec![
             // Onset at 1.0 s; confirmed by the frame ending at 1.2 s (frame 59).
-            (59, VadEvent::SpeechStarted { at: Timestamp::new(16_000, RATE) }),
+            (
+                59,
+                VadEvent::SpeechStarted {
+                    at: Timestamp::new(16_000, RATE)
+                }
+            ),
             // First silent sample at 2.5 s; confirmed by the frame ending at 2.9 s (frame 144).
             (
                 144,
@@ -103,7 +108,9 @@ fn short_bursts_and_short_gaps_are_ignored() {
     assert_eq!(
         events,
         vec![
-            VadEvent::SpeechStarted { at: Timestamp::new(ms(1100) as u64, RATE) },
+            VadEvent::SpeechStarted {
+                at: Timestamp::new(ms(1100) as u64, RATE)
+            },
             VadEvent::SpeechEnded {
                 at: Timestamp::new(ms(2600) as u64, RATE),
                 duration: Duration::from_millis(1500)
@@ -136,7 +143,10 @@ fn is_speaking_tracks_the_states() {
     let quiet = silence(ms(20));
     let t = |i: u64| Timestamp::new(i * 320, RATE);
     let mut states = Vec::new();
-    for (i, f) in [&loud, &loud, &quiet, &loud, &quiet, &quiet, &quiet].iter().enumerate() {
+    for (i, f) in [&loud, &loud, &quiet, &loud, &quiet, &quiet, &quiet]
+        .iter()
+        .enumerate()
+    {
         det.push(f, t(i as u64)).expect("valid frame");
         states.push(det.is_speaking());
     }
@@ -168,8 +178,16 @@ fn espeak_conversation() -> (Vec<i16>, Vec<(f64, f64)>) {
         let audio = crate::read_wav(&path).expect("espeak-ng writes WAV");
         assert_eq!(audio.rate, rate, "espeak-ng speaks at 22,050 Hz");
         let loud = |s: &i16| s.unsigned_abs() > 300;
-        let first = audio.samples.iter().position(loud).expect("speech in the file");
-        let last = audio.samples.iter().rposition(loud).expect("speech in the file");
+        let first = audio
+            .samples
+            .iter()
+            .position(loud)
+            .expect("speech in the file");
+        let last = audio
+            .samples
+            .iter()
+            .rposition(loud)
+            .expect("speech in the file");
         let base = signal.len();
         let secs = |n: usize| n as f64 / f64::from(rate.hz());
         truth.push((secs(base + first), secs(base + last + 1)));
@@ -190,8 +208,8 @@ fn espeak_conversation() -> (Vec<i16>, Vec<(f64, f64)>) {
 /// The Twilio inbound path: 22.05 kHz -> 8 kHz -> μ-law -> 8 kHz -> 16 kHz -> VAD.
 /// Returns detected segments in seconds, with the resamplers' delays taken off.
 fn detect_over_telephone<V: Vad>(engine: V, speech: &[i16], cfg: VadConfig) -> Vec<(f64, f64)> {
-    let mut down = StreamResampler::new(SampleRate::HZ_22050, SampleRate::HZ_8000)
-        .expect("supported pair");
+    let mut down =
+        StreamResampler::new(SampleRate::HZ_22050, SampleRate::HZ_8000).expect("supported pair");
     let mut up = StreamResampler::new(SampleRate::HZ_8000, RATE).expect("supported pair");
     let mut det = VoiceDetector::new(engine, cfg);
     let mut phone = Vec::new();
@@ -218,8 +236,17 @@ fn detect_over_telephone<V: Vad>(engine: V, speech: &[i16], cfg: VadConfig) -> V
 
 /// Asserts each detected segment is within `tol_ms` of the truth at both ends; `start_tol`
 /// overrides the start tolerance per segment.
-fn assert_segments_match(engine: &str, got: &[(f64, f64)], truth: &[(f64, f64)], start_tol: &[f64]) {
-    assert_eq!(got.len(), truth.len(), "{engine}: segments {got:?} vs truth {truth:?}");
+fn assert_segments_match(
+    engine: &str,
+    got: &[(f64, f64)],
+    truth: &[(f64, f64)],
+    start_tol: &[f64],
+) {
+    assert_eq!(
+        got.len(),
+        truth.len(),
+        "{engine}: segments {got:?} vs truth {truth:?}"
+    );
     for ((g, t), tol) in got.iter().zip(truth).zip(start_tol) {
         let (ds, de) = ((g.0 - t.0) * 1000.0, (g.1 - t.1) * 1000.0);
         assert!(
@@ -232,7 +259,10 @@ fn assert_segments_match(engine: &str, got: &[(f64, f64)], truth: &[(f64, f64)],
 /// The test line's noise floor is about -65 dBFS; the gate sits 10 dB above it so that the
 /// quiet unvoiced onset of "thank" (about -50 dBFS after the telephone band) still counts.
 fn line_config() -> VadConfig {
-    VadConfig { min_volume_dbfs: -55.0, ..VadConfig::default() }
+    VadConfig {
+        min_volume_dbfs: -55.0,
+        ..VadConfig::default()
+    }
 }
 
 #[test]
@@ -268,5 +298,25 @@ fn a_short_gap_while_starting_keeps_the_onset() {
     ]
     .concat();
     let events: Vec<VadEvent> = run(&mut det, &signal).into_iter().map(|(_, e)| e).collect();
-    assert_eq!(events, vec![VadEvent::SpeechStarted { at: Timestamp::new(ms(200) as u64, RATE) }]);
+    assert_eq!(
+        events,
+        vec![VadEvent::SpeechStarted {
+            at: Timestamp::new(ms(200) as u64, RATE)
+        }]
+    );
+}
+
+#[test]
+fn push_frame_uses_the_frame_timestamp() {
+    let cfg = VadConfig {
+        start: Duration::from_millis(20),
+        ..VadConfig::default()
+    };
+    let mut det = VoiceDetector::new(GateOnly, cfg);
+    let at = Timestamp::new(48_000, RATE);
+    let frame = crate::AudioFrame::new(tone(ms(20), 8000.0), at).expect("20 ms frame");
+    assert_eq!(
+        det.push_frame(&frame),
+        Ok(Some(VadEvent::SpeechStarted { at }))
+    );
 }
