@@ -27,6 +27,12 @@ pub fn read_wav(path: impl AsRef<Path>) -> Result<WavAudio, WavError> {
     read_wav_from(hound::WavReader::open(path)?)
 }
 
+/// [`read_wav`] as a `(samples, rate)` pair, for callers that keep the two apart.
+pub fn read_mono(path: impl AsRef<Path>) -> Result<(Vec<i16>, SampleRate), WavError> {
+    let audio = read_wav(path)?;
+    Ok((audio.samples, audio.rate))
+}
+
 /// Like [`read_wav`], from any reader (e.g. bytes in memory).
 pub fn read_wav_bytes(reader: impl Read) -> Result<WavAudio, WavError> {
     read_wav_from(hound::WavReader::new(reader)?)
@@ -134,9 +140,14 @@ mod tests {
             back,
             WavAudio {
                 rate: SampleRate::HZ_8000,
-                samples
+                samples: samples.clone()
             }
         );
+        assert_eq!(
+            read_mono(&path).expect("read"),
+            (samples, SampleRate::HZ_8000)
+        );
+        assert!(read_mono(dir.path().join("missing.wav")).is_err());
     }
 
     #[test]
