@@ -7,14 +7,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::call::{BargeIn, CallRegistry, CallServices, DialogSetup};
 use crate::config::Config;
+use crate::dialog::flow::FlowSet;
+use crate::ids::TenantId;
+use crate::monitor::EventBus;
+use crate::speech::providers::SpeechProviders;
+use crate::speech::SpeechError;
+use crate::transport::twilio;
+use crate::transport::twilio::rest::{TwilioRest, TwilioRestConfig};
+use crate::transport::twilio::webhook::PendingCalls;
 use crate::error::AppError;
 use crate::http;
 use crate::shutdown::Shutdown;
@@ -40,6 +49,44 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub shutdown: Shutdown,
     pub dependencies: Arc<Vec<Arc<dyn Dependency>>>,
+    pub calls: CallRegistry,
+    pub flows: Arc<FlowSet>,
+    pub speech: SpeechProviders,
+    pub twilio_pending: Arc<PendingCalls>,
+    /// The tenant phone calls belong to.
+    pub twilio_tenant: TenantId,
+    pub twilio_rest: Option<TwilioRest>,
+    /// Live events for `/ws/events`, supervisors and external bots.
+    pub events: EventBus,
+}
+
+impl AppState {
+    /// What every call actor needs from the server.
+    pub fn call_services(&self) -> CallServices {
+        CallServices {
+            stt: self.speech.stt.clone(),
+            tts: self.speech.tts.clone(),
+            writer: self.writer.clone(),
+            twilio: self.twilio_rest.clone(),
+            config: self.config.calls.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    /// A fresh dialog for a call on flow `name` (or the default flow).
+    pub fn dialog_for(&self, name: Option<&str>) -> Result<DialogSetup, String> {
+        let flow = match name {
+            Some(n) => self.flows.get(n).ok_or_else(|| format!("unknown flow {n:?}"))?,
+            None => self.flows.select(None, None).ok_or("no default flow configured")?,
+        };
+        Ok(DialogSetup {
+            dialog: Box::new(flow.start()),
+            flow: Some(flow.name().to_string()),
+            barge_in: BargeIn { enabled: flow.barge_in(), min_speech: flow.barge_in_min_speech() },
+            voice: flow.voice().map(str::to_string),
+            phrases: flow.stt_phrases().to_vec(),
+        })
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +97,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(http::health::health))
         .route("/ready", get(http::health::ready))
         .route("/metrics", get(http::health::metrics))
+        .route("/twilio/voice", post(twilio::webhook::voice))
+        .route("/twilio/status", post(twilio::webhook::status))
+        .route("/twilio/stream/{token}", get(twilio::stream::stream))
         .nest("/api/v1", api_router())
         .with_state(state)
         .layer(
@@ -96,6 +146,12 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     DemoKey { path: PathBuf, source: std::io::Error },
+    #[error("speech providers: {0}")]
+    Speech(#[from] SpeechError),
+    #[error("flows: {0}")]
+    Flows(String),
+    #[error("Twilio REST client: {0}")]
+    Twilio(String),
 }
 
 /// A started server: bound, connected, migrated, ready to serve.
@@ -118,16 +174,35 @@ impl Server {
             Some(name) => Some(demo_key(&store, name, &data_dir).await?),
             None => None,
         };
+        let speech = SpeechProviders::from_config(&config.speech)?;
+        let flows = load_flows(&config.flows.dir)?;
+        let (twilio_tenant, _) = store.ensure_tenant(&config.twilio.tenant).await?;
+        let twilio_rest = match (&config.twilio.account_sid, &config.twilio.auth_token) {
+            (Some(sid), Some(token)) => {
+                let mut rest = TwilioRestConfig::new(sid.clone(), token.clone());
+                rest.base_url = config.twilio.api_base.clone();
+                Some(TwilioRest::new(rest).map_err(|e| StartError::Twilio(e.to_string()))?)
+            }
+            _ => None,
+        };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let config_max_calls = config.calls.max_concurrent;
         let state = AppState {
             config: Arc::new(config),
             store,
             writer: writer.handle(),
             metrics,
             shutdown: Shutdown::new(),
-            dependencies: Arc::new(Vec::new()),
+            dependencies: Arc::new(speech.dependencies()),
+            calls: CallRegistry::new(config_max_calls),
+            flows: Arc::new(flows),
+            speech,
+            twilio_pending: Arc::new(PendingCalls::default()),
+            twilio_tenant: twilio_tenant.id,
+            twilio_rest,
+            events: EventBus::new(10_000, 1024),
         };
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }
@@ -193,4 +268,16 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     let mut f = options.open(path)?;
     f.write_all(contents.as_bytes())?;
     f.write_all(b"\n")
+}
+
+/// The demo front-desk flow, built in so the server runs from any directory.
+const BUILTIN_FLOW: (&str, &str) = ("front_desk", include_str!("../config/flows/front_desk.toml"));
+
+fn load_flows(dir: &std::path::Path) -> Result<FlowSet, StartError> {
+    if dir.is_dir() {
+        FlowSet::load_dir(dir).map_err(|e| StartError::Flows(e.to_string()))
+    } else {
+        tracing::warn!(dir = %dir.display(), "flow directory not found; using the built-in demo flow");
+        FlowSet::from_str(BUILTIN_FLOW.0, BUILTIN_FLOW.1).map_err(|e| StartError::Flows(e.to_string()))
+    }
 }

@@ -20,6 +20,93 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub persistence: PersistenceConfig,
     pub auth: AuthConfig,
+    pub calls: CallsConfig,
+    pub twilio: TwilioConfig,
+    pub speech: crate::speech::providers::SpeechConfig,
+    pub flows: FlowsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    /// Directory of `*.toml` flows. When it does not exist, the built-in demo flow is used.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// New calls beyond this are refused with a clear reason.
+    pub max_concurrent: usize,
+    /// A call with no caller audio for this long is ended.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// How far ahead of the far end's playout bot audio is sent (bounded so a barge-in
+    /// `clear` has little to throw away, and the far end never gets a whole utterance at once).
+    #[serde(with = "humantime_serde")]
+    pub playout_lead: Duration,
+    pub vad: VadSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VadSettings {
+    pub engine: VadEngineKind,
+    /// Speech must last this long before it counts as started.
+    #[serde(with = "humantime_serde")]
+    pub start: Duration,
+    /// Silence must last this long before speech counts as ended (the end of a turn).
+    #[serde(with = "humantime_serde")]
+    pub stop: Duration,
+    /// Frames quieter than this never count as speech.
+    pub min_volume_dbfs: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VadEngineKind {
+    Webrtc,
+    Earshot,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// When set, `X-Twilio-Signature` is required and checked on webhooks, and hang-ups and
+    /// transfers go through the REST API.
+    #[serde(default)]
+    pub account_sid: Option<String>,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// The REST API base (tests point it at a local fake).
+    pub api_base: String,
+    /// The tenant phone calls belong to.
+    pub tenant: String,
+    /// Behind a TLS-terminating proxy, rebuild the URL Twilio signed from X-Forwarded-Proto
+    /// and X-Forwarded-Host. Turn off when clients can reach the server directly.
+    pub trust_forwarded_headers: bool,
+    /// Largest WebSocket message accepted on a media stream.
+    pub max_message_bytes: usize,
+    /// The flow for calls whose number no flow claims.
+    #[serde(default)]
+    pub default_flow: Option<String>,
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    // The auth token signs webhooks and authorizes REST calls: never log it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("api_base", &self.api_base)
+            .field("tenant", &self.tenant)
+            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("default_flow", &self.default_flow)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

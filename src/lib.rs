@@ -1,12 +1,14 @@
 //! switchboard: a real-time media server for telephony streams.
 
 pub mod app;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod dialog;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod monitor;
 pub mod shutdown;
 pub mod speech;
 pub mod store;

@@ -7,6 +7,7 @@
 //! back as a message.
 
 pub mod ffi;
+pub mod providers;
 pub mod stt;
 pub mod tts;
 

@@ -70,4 +70,6 @@ pub trait SttProvider: Send + Sync + 'static {
 }
 
 pub mod deepgram;
+pub mod null;
 pub mod openai;
+pub mod pocketsphinx;

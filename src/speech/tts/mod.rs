@@ -62,4 +62,5 @@ pub trait TtsProvider: Send + Sync + 'static {
 pub mod elevenlabs;
 pub mod espeak;
 pub mod fallback;
+pub mod null;
 pub mod openai;

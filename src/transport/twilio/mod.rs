@@ -4,3 +4,5 @@ pub mod protocol;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+pub mod stream;
+pub mod webhook;

@@ -1,0 +1,17 @@
+//! Commands other parts of the server send to a call actor.
+
+use tokio::sync::oneshot;
+
+use crate::dialog::Action;
+
+use super::CallSnapshot;
+
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Carry out a dialog action as if the call's own dialog had asked for it.
+    Act(Action),
+    /// Stop passing the caller's audio to recognition (the bot stops hearing them).
+    Mute(bool),
+    /// Report the call's current state.
+    Snapshot(oneshot::Sender<CallSnapshot>),
+}
