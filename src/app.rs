@@ -58,6 +58,10 @@ pub struct AppState {
     pub twilio_rest: Option<TwilioRest>,
     /// Live events for `/ws/events`, supervisors and external bots.
     pub events: EventBus,
+    /// Browser calls: signalling sessions, call tokens, the WebRTC stack.
+    pub webrtc: crate::transport::webrtc::WebRtc,
+    /// The voice catalog and synthesis API.
+    pub tts_api: http::tts::TtsApi,
 }
 
 impl AppState {
@@ -93,6 +97,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface. Tests call this with `oneshot` and no socket.
 pub fn router(state: AppState) -> Router {
+    // The softphone page (and any other static pages) at `/`.
+    let web_dir = state.webrtc.config().web_dir.clone();
     Router::new()
         .route("/health", get(http::health::health))
         .route("/ready", get(http::health::ready))
@@ -100,7 +106,10 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice", post(twilio::webhook::voice))
         .route("/twilio/status", post(twilio::webhook::status))
         .route("/twilio/stream/{token}", get(twilio::stream::stream))
+        .merge(crate::transport::webrtc::whip::routes())
+        .route("/ws/tts", get(http::tts::ws::tts_socket))
         .nest("/api/v1", api_router())
+        .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -117,6 +126,11 @@ fn api_router() -> Router<AppState> {
     Router::new()
         .route("/calls", get(http::calls::list))
         .route("/calls/{id}", get(http::calls::get_one))
+        .route("/tts/providers", get(http::tts::providers))
+        .route("/tts/voices", get(http::tts::voices))
+        .route("/tts/voices/{id}/preview", get(http::tts::preview))
+        .route("/tts/tiers", get(http::tts::tiers))
+        .route("/tts/synthesize", post(http::tts::synthesize))
         .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
 }
 
@@ -152,6 +166,8 @@ pub enum StartError {
     Flows(String),
     #[error("Twilio REST client: {0}")]
     Twilio(String),
+    #[error("webrtc: {0}")]
+    WebRtc(String),
 }
 
 /// A started server: bound, connected, migrated, ready to serve.
@@ -185,6 +201,8 @@ impl Server {
             }
             _ => None,
         };
+        let tts_api = http::tts::TtsApi::new(&config.speech, &config.tts_api);
+        let webrtc = crate::transport::webrtc::WebRtc::new(config.webrtc.clone()).map_err(StartError::WebRtc)?;
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
@@ -203,6 +221,8 @@ impl Server {
             twilio_tenant: twilio_tenant.id,
             twilio_rest,
             events: EventBus::new(10_000, 1024),
+            webrtc,
+            tts_api,
         };
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }

@@ -22,8 +22,32 @@ pub struct Config {
     pub auth: AuthConfig,
     pub calls: CallsConfig,
     pub twilio: TwilioConfig,
+    /// Browser calls (WHIP-style signalling, ICE addresses, call tokens).
+    pub webrtc: crate::transport::webrtc::WebRtcConfig,
     pub speech: crate::speech::providers::SpeechConfig,
     pub flows: FlowsConfig,
+    /// The voice catalog and synthesis API (`/api/v1/tts/*`, `/ws/tts`).
+    pub tts_api: crate::speech::catalog::TtsApiConfig,
+}
+
+/// The call-center control plane: queue timing and the rates calls are costed at.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CenterConfig {
+    /// A browser agent has this long to accept an offered call before it moves on.
+    #[serde(with = "humantime_serde")]
+    pub offer_timeout: Duration,
+    /// Waiting callers hear their position this often.
+    #[serde(with = "humantime_serde")]
+    pub announce_interval: Duration,
+    /// Commands waiting for the call distributor before senders are told it is busy.
+    pub channel_capacity: usize,
+    /// Cost of speech recognition per second of audio streamed to it.
+    pub stt_cost_per_second: f64,
+    /// Cost of speech synthesis per second of audio played.
+    pub tts_cost_per_second: f64,
+    /// Cost of an agent per minute on a call.
+    pub agent_cost_per_minute: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

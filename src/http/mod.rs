@@ -3,3 +3,4 @@
 pub mod auth;
 pub mod calls;
 pub mod health;
+pub mod tts;

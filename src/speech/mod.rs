@@ -6,6 +6,7 @@
 //! Opening a stream may do network I/O, so the actor spawns `open` and receives the stream
 //! back as a message.
 
+pub mod catalog;
 pub mod ffi;
 pub mod providers;
 pub mod stt;
