@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod call;
+pub mod center;
 pub mod cli;
 pub mod config;
 pub mod dialog;

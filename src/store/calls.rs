@@ -53,8 +53,23 @@ pub struct CallEventRecord {
     pub data: String,
 }
 
-const CALL_COLUMNS: &str = "id, tenant_id, transport, external_id, direction, from_number, to_number, \
-     flow, state, end_cause, started_at, ended_at, duration_ms";
+/// Which calls `query_calls` returns. Times are unix milliseconds; `status` matches the
+/// call's state (`active`, `ended`) or its end cause (`caller_hangup`, `transferred`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub department: Option<String>,
+    pub agent: Option<String>,
+    pub status: Option<String>,
+    pub caller: Option<String>,
+    /// Keyset cursor: `(started_at, id)` of the last call already seen.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+const CALL_COLUMNS: &str = "c.id, c.tenant_id, c.transport, c.external_id, c.direction, c.from_number, \
+     c.to_number, c.flow, c.state, c.end_cause, c.started_at, c.ended_at, c.duration_ms";
 
 fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
@@ -141,7 +156,7 @@ where
 
 impl Store {
     pub async fn get_call(&self, tenant: &TenantId, id: &CallId) -> Result<CallRecord, StoreError> {
-        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2");
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls c WHERE c.tenant_id = $1 AND c.id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_str())
             .bind(id.as_str())
@@ -153,14 +168,68 @@ impl Store {
 
     /// Newest first.
     pub async fn list_calls(&self, tenant: &TenantId, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.as_str())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        self.query_calls(tenant, &CallFilter { limit, ..CallFilter::default() }).await
+    }
+
+    /// Newest first, filtered, one page: pass the last call of a page as `after` for the next.
+    pub async fn query_calls(&self, tenant: &TenantId, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        enum Arg<'a> {
+            Text(&'a str),
+            Int(i64),
+        }
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls c WHERE c.tenant_id = $1");
+        let mut args = vec![Arg::Text(tenant.as_str())];
+        // The placeholder the next pushed argument will take.
+        let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len() + 1);
+        if let Some(from) = filter.from {
+            sql += &format!(" AND c.started_at >= {}", next(&mut args));
+            args.push(Arg::Int(from));
+        }
+        if let Some(to) = filter.to {
+            sql += &format!(" AND c.started_at < {}", next(&mut args));
+            args.push(Arg::Int(to));
+        }
+        if let Some(dep) = &filter.department {
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM queue_entries q WHERE q.call_id = c.id AND q.department_id = {})",
+                next(&mut args)
+            );
+            args.push(Arg::Text(dep));
+        }
+        if let Some(agent) = &filter.agent {
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM queue_entries q WHERE q.call_id = c.id AND q.outcome = 'answered' \
+                   AND q.offered_agent_id = {})",
+                next(&mut args)
+            );
+            args.push(Arg::Text(agent));
+        }
+        if let Some(status) = &filter.status {
+            let p = next(&mut args);
+            sql += &format!(" AND (c.state = {p} OR c.end_cause = {p})");
+            args.push(Arg::Text(status));
+        }
+        if let Some(caller) = &filter.caller {
+            sql += &format!(" AND c.from_number = {}", next(&mut args));
+            args.push(Arg::Text(caller));
+        }
+        if let Some((started_at, id)) = &filter.after {
+            let a = next(&mut args);
+            args.push(Arg::Int(*started_at));
+            let b = next(&mut args);
+            args.push(Arg::Text(id));
+            sql += &format!(" AND (c.started_at < {a} OR (c.started_at = {a} AND c.id < {b}))");
+        }
+        sql += &format!(" ORDER BY c.started_at DESC, c.id DESC LIMIT {}", next(&mut args));
+        args.push(Arg::Int(filter.limit));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = match arg {
+                Arg::Text(s) => query.bind(s.to_string()),
+                Arg::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(call_from_row).collect()
     }
 

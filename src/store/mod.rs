@@ -2,8 +2,12 @@
 //! (production). Queries are written once with `$n` placeholders, which both drivers accept;
 //! only the migrations differ per dialect.
 
+mod agents;
 mod calls;
+mod departments;
+mod queue;
 mod tenants;
+mod transfers;
 pub mod writer;
 
 use std::path::Path;
@@ -13,7 +17,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
-pub use calls::{CallEventRecord, CallRecord, NewCall};
+pub use agents::AgentInput;
+pub use calls::{CallEventRecord, CallFilter, CallRecord, NewCall};
+pub use departments::DepartmentInput;
 pub use tenants::Tenant;
 
 use crate::config::{redact_url, DatabaseConfig};
