@@ -15,6 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::audio::{InboundAudio, OutboundAudio, VadEvent};
 use super::command::CallCommand;
 use super::event::{CallEvent, EndCause};
+use super::hold::HoldMusic;
 use super::leg::{LegFormat, LegIn, LegOut};
 use super::playout::{Finished, Playout, UtteranceId};
 use super::state::CallState;
@@ -109,6 +110,8 @@ struct Actor {
     /// When the far end will have played everything sent so far.
     sent_until: Instant,
     listen_deadline: Option<Instant>,
+    /// Playing while the caller is on hold.
+    hold: Option<HoldMusic>,
     ending: Option<EndCause>,
 }
 
@@ -157,6 +160,7 @@ impl Actor {
             actions: VecDeque::new(),
             sent_until: now,
             listen_deadline: None,
+            hold: None,
             ending: None,
         })
     }
@@ -306,7 +310,7 @@ impl Actor {
             warn!(%err, "inbound audio processing failed");
             return;
         }
-        if !self.muted {
+        if !self.muted && self.hold.is_none() {
             let wants_mulaw = self.stt.as_ref().map(|s| s.format) == Some(SttAudioFormat::Mulaw8k);
             let input = match audio {
                 CallerAudio::Mulaw8k(bytes) if wants_mulaw => Some(SttInput::Mulaw8k { at_samples, bytes }),
@@ -351,6 +355,9 @@ impl Actor {
 
     fn check_barge_in(&mut self) {
         let Some(since) = self.speech_over_bot_since else { return };
+        if self.hold.is_some() {
+            return;
+        }
         let policy = self.dialog.barge_in;
         if !policy.enabled || !self.playout.is_speaking() || !self.inbound.is_speaking() {
             return;
@@ -601,6 +608,7 @@ impl Actor {
             self.sent_until = now;
         }
         let horizon = now + self.services.config.playout_lead;
+        self.refill_hold_music();
         while self.sent_until < horizon && self.ending.is_none() {
             let Some(frame) = self.outbound.next_frame(self.sent_until.into_std()) else { break };
             let first = self.frames_out == 0;
@@ -623,9 +631,61 @@ impl Actor {
         }
     }
 
+    /// Keeps a little hold audio queued while on hold and the bot is not speaking.
+    fn refill_hold_music(&mut self) {
+        let Some(music) = self.hold.as_mut() else { return };
+        if self.tts.is_some() || self.playout.is_speaking() || self.outbound.queued_ms() >= 100 {
+            return;
+        }
+        let mut chunk = Vec::with_capacity(self.outbound.rate().samples_in_ms(200));
+        music.render(200, &mut chunk);
+        if let Err(err) = self.outbound.push_pcm(&chunk, self.outbound.rate()) {
+            warn!(%err, "cannot queue hold audio");
+        }
+    }
+
+    fn set_hold(&mut self, on: bool) {
+        if on == self.hold.is_some() {
+            return;
+        }
+        if on {
+            info!("caller on hold");
+            // Whatever the bot was saying stops; announcements sent while on hold still play.
+            self.send_leg(LegOut::Clear);
+            self.outbound.clear();
+            if let Some(mut tts) = self.tts.take() {
+                if let Some(stream) = tts.stream.take() {
+                    let _ = stream.input.try_send(TtsInput::Cancel);
+                }
+            }
+            for f in self.playout.cut_all() {
+                self.record_utterance(f);
+            }
+            self.actions.retain(|a| !matches!(a, Action::Say { .. } | Action::Listen { .. } | Action::Play { .. }));
+            self.listen_deadline = None;
+            self.speech_over_bot_since = None;
+            self.hold = Some(HoldMusic::new(self.outbound.rate()));
+            self.state = CallState::OnHold;
+        } else {
+            info!("caller off hold");
+            self.hold = None;
+            if !self.playout.is_speaking() && self.tts.is_none() {
+                // Only hold audio is queued: drop it so the caller hears the agent or bot at once.
+                self.send_leg(LegOut::Clear);
+                self.outbound.clear();
+            }
+            self.state = CallState::Listening;
+        }
+        self.emit(CallEvent::Hold { on });
+    }
+
     // ---- dialog and actions ----------------------------------------------------------
 
     fn dialog_input(&mut self, input: DialogInput) {
+        // On hold the call belongs to the queue, not to the bot.
+        if self.hold.is_some() && !matches!(input, DialogInput::Started { .. }) {
+            return;
+        }
         let actions = self.dialog.dialog.on_input(input, SystemTime::now());
         self.actions.extend(actions);
         self.pump_actions();
@@ -806,7 +866,11 @@ impl Actor {
                 self.actions.push_back(action);
                 self.pump_actions();
             }
-            CallCommand::Mute(on) => self.muted = on,
+            CallCommand::Mute(on) => {
+                self.muted = on;
+                self.emit(CallEvent::Mute { on });
+            }
+            CallCommand::Hold(on) => self.set_hold(on),
             CallCommand::Snapshot(reply) => {
                 let _ = reply.send(CallSnapshot {
                     id: self.info.id.clone(),
@@ -816,6 +880,7 @@ impl Actor {
                     frames_in: self.frames_in,
                     frames_out: self.frames_out,
                     muted: self.muted,
+                    on_hold: self.hold.is_some(),
                 });
             }
         }

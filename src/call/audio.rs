@@ -153,6 +153,11 @@ impl OutboundAudio {
         })
     }
 
+    /// Audio queued and not yet sent.
+    pub fn queued_ms(&self) -> u64 {
+        self.pacer.queued().as_millis() as u64
+    }
+
     /// The leg's sample rate: every sample count this type reports is at this rate.
     pub fn rate(&self) -> SampleRate {
         self.format.rate()

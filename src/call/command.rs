@@ -12,6 +12,9 @@ pub enum CallCommand {
     Act(Action),
     /// Stop passing the caller's audio to recognition (the bot stops hearing them).
     Mute(bool),
+    /// Put the caller on hold (they hear hold audio; the bot neither listens nor talks except
+    /// for explicit `Say`s such as queue announcements) or take them off hold.
+    Hold(bool),
     /// Report the call's current state.
     Snapshot(oneshot::Sender<CallSnapshot>),
 }

@@ -61,6 +61,8 @@ pub enum CallEvent {
     BargeIn { utterance: u32, at_ms: u64 },
     /// A Twilio mark came back: `played` false when it was echoed because of a `clear`.
     Mark { name: String, played: bool },
+    Hold { on: bool },
+    Mute { on: bool },
     TransferRequested { target: String, target_kind: &'static str },
     TransferFailed { target: String, reason: String },
     ProtocolWarning { reason: String },
@@ -82,6 +84,8 @@ impl CallEvent {
             Self::BotUtterance { .. } => "bot_utterance",
             Self::BargeIn { .. } => "barge_in",
             Self::Mark { .. } => "mark",
+            Self::Hold { .. } => "hold",
+            Self::Mute { .. } => "mute",
             Self::TransferRequested { .. } => "transfer_requested",
             Self::TransferFailed { .. } => "transfer_failed",
             Self::ProtocolWarning { .. } => "protocol_warning",

@@ -6,6 +6,7 @@ pub mod audio;
 pub mod command;
 pub mod event;
 pub mod handle;
+mod hold;
 pub mod leg;
 pub mod playout;
 pub mod registry;
@@ -94,4 +95,5 @@ pub struct CallSnapshot {
     pub frames_in: u64,
     pub frames_out: u64,
     pub muted: bool,
+    pub on_hold: bool,
 }
