@@ -62,6 +62,8 @@ pub struct AppState {
     pub webrtc: crate::transport::webrtc::WebRtc,
     /// The voice catalog and synthesis API.
     pub tts_api: http::tts::TtsApi,
+    /// The call distributor: department queues and agent offers.
+    pub acd: crate::center::AcdHandle,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             twilio: self.twilio_rest.clone(),
             config: self.config.calls.clone(),
             events: self.events.clone(),
+            acd: Some(self.acd.clone()),
         }
     }
 
@@ -108,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/stream/{token}", get(twilio::stream::stream))
         .merge(crate::transport::webrtc::whip::routes())
         .route("/ws/tts", get(http::tts::ws::tts_socket))
+        .route("/ws/events", get(http::events_ws::events_ws))
         .nest("/api/v1", api_router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
@@ -124,14 +128,64 @@ pub fn router(state: AppState) -> Router {
 /// The authenticated REST API, mounted under `/api/v1`.
 fn api_router() -> Router<AppState> {
     Router::new()
-        .route("/calls", get(http::calls::list))
+        .route("/calls", get(http::calls::list).post(http::call_control::outbound))
         .route("/calls/{id}", get(http::calls::get_one))
+        .route("/calls/{id}/say", post(http::call_control::say))
+        .route("/calls/{id}/play", post(http::call_control::play))
+        .route("/calls/{id}/mute", post(http::call_control::mute))
+        .route("/calls/{id}/unmute", post(http::call_control::unmute))
+        .route("/calls/{id}/hold", post(http::call_control::hold))
+        .route("/calls/{id}/unhold", post(http::call_control::unhold))
+        .route("/calls/{id}/hangup", post(http::call_control::hangup))
+        .route("/calls/{id}/transfer", post(http::call_control::transfer))
+        .route("/calls/{id}/transfers", get(http::transfers::for_call))
+        .route("/departments", get(http::departments::list).post(http::departments::create))
+        .route(
+            "/departments/{id}",
+            get(http::departments::get_one).put(http::departments::update).delete(http::departments::delete),
+        )
+        .route("/departments/{id}/queue", get(http::queues::department_queue))
+        .route("/queues", get(http::queues::all))
+        .route("/agents", get(http::agents::list).post(http::agents::create))
+        .route("/agents/{id}", get(http::agents::get_one).put(http::agents::update).delete(http::agents::delete))
+        .route("/agents/{id}/status", axum::routing::put(http::agents::set_status))
+        .route("/agents/{id}/accept", post(http::agents::accept))
+        .route("/agents/{id}/decline", post(http::agents::decline))
+        .route("/transfers", post(http::transfers::create))
+        .route("/transfers/{id}", get(http::transfers::get_one))
+        .route("/transfers/{id}/complete", post(http::transfers::complete))
+        .route("/transfers/{id}/cancel", post(http::transfers::cancel))
+        .route("/analytics/departments/{id}", get(http::analytics::department))
+        .route("/openapi.json", get(http::openapi::serve))
         .route("/tts/providers", get(http::tts::providers))
         .route("/tts/voices", get(http::tts::voices))
         .route("/tts/voices/{id}/preview", get(http::tts::preview))
         .route("/tts/tiers", get(http::tts::tiers))
         .route("/tts/synthesize", post(http::tts::synthesize))
         .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
+}
+
+/// Starts the call distributor. Queue entries and agent assignments left open by a previous
+/// run belong to calls that died with it: they are closed first.
+async fn start_acd(
+    config: &Config,
+    store: &Store,
+    calls: &CallRegistry,
+    events: &EventBus,
+) -> Result<crate::center::AcdHandle, StartError> {
+    let lost = store.close_stale_entries().await?;
+    let reset = store.reset_agent_assignments().await?;
+    if lost + reset > 0 {
+        tracing::info!(lost, reset, "closed queue entries and agent assignments of the previous run");
+    }
+    let acd_config = crate::center::AcdConfig {
+        offer_timeout: config.center.offer_timeout,
+        announce_interval: config.center.announce_interval,
+        channel_capacity: config.center.channel_capacity,
+    };
+    let control = Arc::new(crate::center::RegistryControl(calls.clone()));
+    let (handle, _task) = crate::center::Acd::start(acd_config, Arc::new(store.clone()), control, events.clone());
+    Ok(handle)
 }
 
 /// Overrides from the command line, applied on top of the loaded config.
@@ -207,6 +261,9 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let config_max_calls = config.calls.max_concurrent;
+        let calls = CallRegistry::new(config_max_calls);
+        let events = EventBus::new(10_000, 1024);
+        let acd = start_acd(&config, &store, &calls, &events).await?;
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -223,6 +280,7 @@ impl Server {
             events: EventBus::new(10_000, 1024),
             webrtc,
             tts_api,
+            acd,
         };
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }

@@ -28,6 +28,8 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// The voice catalog and synthesis API (`/api/v1/tts/*`, `/ws/tts`).
     pub tts_api: crate::speech::catalog::TtsApiConfig,
+    /// The call-center control plane (queues, offers, cost rates).
+    pub center: CenterConfig,
 }
 
 /// The call-center control plane: queue timing and the rates calls are costed at.

@@ -723,6 +723,14 @@ impl Actor {
             Action::TransferToDepartment { department } => {
                 info!(%department, "transfer to department requested");
                 self.emit(CallEvent::TransferRequested { target: department.clone(), target_kind: "department" });
+                if let Some(acd) = &self.services.acd {
+                    let request = crate::center::acd::Enqueue::new(self.info.tenant.clone(), self.info.id.clone(), department.clone());
+                    // Never waits: a full distributor leaves the caller with the bot, and says so.
+                    if let Err(err) = acd.enqueue_now(request) {
+                        warn!(%err, "cannot queue the call");
+                        self.emit(CallEvent::TransferFailed { target: department.clone(), reason: err.to_string() });
+                    }
+                }
                 self.state = CallState::Transferring { target: department };
             }
             Action::TransferToNumber { number } => self.transfer_to_number(number),
@@ -911,6 +919,10 @@ impl Actor {
         let duration_ms = self.elapsed_ms();
         self.state = CallState::Ended { cause };
         self.emit(CallEvent::Ended { cause, duration_ms });
+        if let Some(acd) = &self.services.acd {
+            // Leaves any queue (abandoned) and frees the agent; never waits.
+            let _ = acd.call_ended(self.info.tenant.clone(), self.info.id.clone());
+        }
         let _ = self.services.writer.submit(WriteOp::CallEnded {
             call_id: self.info.id.clone(),
             cause: cause.as_str().to_string(),

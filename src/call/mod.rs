@@ -76,6 +76,8 @@ pub struct CallServices {
     pub twilio: Option<TwilioRest>,
     pub config: CallsConfig,
     pub events: crate::monitor::EventBus,
+    /// Department queues: calls the dialog transfers to a department are handed here.
+    pub acd: Option<crate::center::AcdHandle>,
 }
 
 /// The transport's two channels and the audio format it speaks.

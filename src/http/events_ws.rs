@@ -1,0 +1,300 @@
+//! `GET /ws/events`: the live event stream (calls, queues, agents, transfers) of one tenant.
+//!
+//! Server -> client: `hello`, then `history_truncated` when `since` is older than what is
+//! kept, then `event`s (missed ones first, oldest first, then live; never out of order, never
+//! twice), and `lagged` when this client fell behind and events were dropped for it.
+//! Client -> server: `subscribe` replaces the filters; anything else gets an `error`.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::ids::{CallId, TenantId};
+use crate::monitor::bus::LiveEvent;
+use crate::monitor::EventBus;
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectParams {
+    pub since: Option<u64>,
+    pub kinds: Option<String>,
+    pub calls: Option<String>,
+    pub departments: Option<String>,
+    /// For browsers, which cannot set headers on a WebSocket.
+    pub api_key: Option<String>,
+}
+
+/// Which events a client wants. Empty lists match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub calls: Vec<String>,
+    #[serde(default)]
+    pub departments: Vec<String>,
+}
+
+impl Filter {
+    fn from_params(p: &ConnectParams) -> Self {
+        let split = |s: &Option<String>| -> Vec<String> {
+            s.as_deref().map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        };
+        Self { kinds: split(&p.kinds), calls: split(&p.calls), departments: split(&p.departments) }
+    }
+
+    pub fn matches(&self, ev: &LiveEvent) -> bool {
+        let kind_ok = self.kinds.is_empty()
+            || self.kinds.iter().any(|k| match k.strip_suffix(".*") {
+                Some(prefix) => ev.kind.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),
+                None => k == &ev.kind || k == "*",
+            });
+        let call_ok = self.calls.is_empty() || ev.call_id.as_ref().is_some_and(|c| self.calls.iter().any(|x| x == c.as_str()));
+        let dep_ok = self.departments.is_empty() || ev.department.as_ref().is_some_and(|d| self.departments.contains(d));
+        kind_ok && call_ok && dep_ok
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMsg<'a> {
+    Hello { last_seq: u64 },
+    HistoryTruncated { oldest_seq: u64 },
+    Event {
+        seq: u64,
+        at: i64,
+        kind: &'a str,
+        call_id: Option<&'a CallId>,
+        department: Option<&'a str>,
+        data: &'a serde_json::Value,
+    },
+    Lagged { missed: u64 },
+    Error { message: String },
+}
+
+impl ServerMsg<'_> {
+    fn text(&self) -> String {
+        serde_json::to_string(self).expect("server messages are plain data")
+    }
+}
+
+fn event_msg(ev: &LiveEvent) -> ServerMsg<'_> {
+    ServerMsg::Event {
+        seq: ev.seq,
+        at: ev.at,
+        kind: &ev.kind,
+        call_id: ev.call_id.as_ref(),
+        department: ev.department.as_deref(),
+        data: &ev.data,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMsg {
+    Subscribe {
+        #[serde(default)]
+        kinds: Vec<String>,
+        #[serde(default)]
+        calls: Vec<String>,
+        #[serde(default)]
+        departments: Vec<String>,
+    },
+}
+
+pub async fn events_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ConnectParams>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let key = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .or(params.api_key.as_deref())
+        .ok_or(AppError::Unauthorized)?;
+    let tenant = state.store.authenticate(key).await?.ok_or(AppError::Unauthorized)?;
+    let filter = Filter::from_params(&params);
+    let bus = state.events.clone();
+    let shutdown = state.shutdown.token.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (sink, stream) = socket.split();
+        let sink = sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
+        let stream = stream.filter_map(|m| async move {
+            match m {
+                Ok(Message::Text(t)) => Some(Incoming::Text(t.to_string())),
+                Ok(Message::Binary(_)) => Some(Incoming::Text(String::new())),
+                Ok(Message::Close(_)) | Err(_) => Some(Incoming::Closed),
+                Ok(_) => None,
+            }
+        });
+        tokio::select! {
+            () = serve(bus, tenant.id, params.since, filter, Box::pin(sink), Box::pin(stream)) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }))
+}
+
+/// A client frame, as far as this protocol cares.
+#[derive(Debug)]
+pub enum Incoming {
+    Text(String),
+    Closed,
+}
+
+/// Runs one session over any text sink and frame stream (tests drive it with channels).
+pub async fn serve<Tx, Rx>(bus: EventBus, tenant: TenantId, since: Option<u64>, mut filter: Filter, mut tx: Tx, mut rx: Rx)
+where
+    Tx: Sink<String> + Unpin,
+    Rx: Stream<Item = Incoming> + Unpin,
+{
+    let mut sub = bus.subscribe(&tenant, since);
+    let last_seq = sub.missed.last().map_or(0, |e| e.seq).max(bus.last_seq(&tenant));
+    if tx.send(ServerMsg::Hello { last_seq }.text()).await.is_err() {
+        return;
+    }
+    if sub.history_truncated {
+        let oldest_seq = sub.missed.first().map_or(last_seq + 1, |e| e.seq);
+        if tx.send(ServerMsg::HistoryTruncated { oldest_seq }.text()).await.is_err() {
+            return;
+        }
+    }
+    let mut sent: u64 = since.unwrap_or(0);
+    for ev in std::mem::take(&mut sub.missed) {
+        if !send_event(&mut tx, &filter, &ev, &mut sent).await {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            live = sub.live.recv() => match live {
+                Ok(ev) => {
+                    if !send_event(&mut tx, &filter, &ev, &mut sent).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    if tx.send(ServerMsg::Lagged { missed }.text()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            frame = rx.next() => match frame {
+                Some(Incoming::Text(text)) => match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(ClientMsg::Subscribe { kinds, calls, departments }) => filter = Filter { kinds, calls, departments },
+                    Err(err) => {
+                        let message = format!("cannot parse message: {err}");
+                        if tx.send(ServerMsg::Error { message }.text()).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+                Some(Incoming::Closed) | None => return,
+            },
+        }
+    }
+}
+
+/// Sends `ev` if it matches and is newer than everything sent; `false` when the client is gone.
+async fn send_event<Tx: Sink<String> + Unpin>(tx: &mut Tx, filter: &Filter, ev: &Arc<LiveEvent>, sent: &mut u64) -> bool {
+    if ev.seq <= *sent {
+        return true;
+    }
+    *sent = ev.seq;
+    if !filter.matches(ev) {
+        return true;
+    }
+    tx.send(event_msg(ev).text()).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::channel::mpsc;
+    use serde_json::{json, Value};
+
+    fn ev(kind: &str, call: Option<&str>, dep: Option<&str>) -> LiveEvent {
+        LiveEvent {
+            seq: 1,
+            at: 0,
+            kind: kind.into(),
+            call_id: call.map(|c| CallId(c.into())),
+            department: dep.map(str::to_string),
+            data: json!({}),
+        }
+    }
+
+    #[test]
+    fn filters_match_kinds_prefixes_calls_and_departments() {
+        let f = Filter { kinds: vec!["call.started".into(), "queue.*".into()], ..Filter::default() };
+        assert!(f.matches(&ev("call.started", None, None)));
+        assert!(f.matches(&ev("queue.joined", None, None)));
+        assert!(!f.matches(&ev("queuex.joined", None, None)));
+        assert!(!f.matches(&ev("call.ended", None, None)));
+        let f = Filter { calls: vec!["c1".into()], departments: vec!["sales".into()], ..Filter::default() };
+        assert!(f.matches(&ev("x", Some("c1"), Some("sales"))));
+        assert!(!f.matches(&ev("x", Some("c2"), Some("sales"))));
+        assert!(!f.matches(&ev("x", Some("c1"), None)));
+    }
+
+    #[tokio::test]
+    async fn resume_then_live_then_resubscribe_and_errors() {
+        let bus = EventBus::new(100, 16);
+        let t = TenantId("t".into());
+        for k in ["call.started", "queue.joined", "call.ended"] {
+            bus.publish(&t, k, None, None, json!({}));
+        }
+        let (out_tx, mut out) = mpsc::channel::<String>(64);
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        let session = tokio::spawn(serve(bus.clone(), t.clone(), Some(1), Filter::default(), out_tx, in_rx));
+        let mut recv = async || -> Value { serde_json::from_str(&out.next().await.unwrap()).unwrap() };
+        assert_eq!(recv().await, json!({"type": "hello", "last_seq": 3}));
+        let e2 = recv().await;
+        assert_eq!((e2["type"].as_str(), e2["seq"].as_u64(), e2["department"].clone()), (Some("event"), Some(2), Value::Null));
+        assert_eq!(recv().await["seq"], 3);
+        bus.publish(&t, "call.started", None, None, json!({}));
+        assert_eq!(recv().await["seq"], 4);
+        let mut in_tx = in_tx;
+        in_tx.try_send(Incoming::Text("nonsense".into())).unwrap();
+        assert_eq!(recv().await["type"], "error");
+        in_tx.try_send(Incoming::Text(r#"{"type":"subscribe","kinds":["queue.*"]}"#.into())).unwrap();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        bus.publish(&t, "call.started", None, None, json!({}));
+        bus.publish(&t, "queue.left", None, None, json!({}));
+        let e = recv().await;
+        assert_eq!((e["kind"].as_str(), e["seq"].as_u64()), (Some("queue.left"), Some(6)));
+        in_tx.try_send(Incoming::Closed).unwrap();
+        session.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn old_since_reports_truncation() {
+        let bus = EventBus::new(2, 16);
+        let t = TenantId("t".into());
+        for _ in 0..5 {
+            bus.publish(&t, "k", None, None, json!({}));
+        }
+        let (out_tx, mut out) = mpsc::channel::<String>(64);
+        let (_in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        tokio::spawn(serve(bus, t, Some(0), Filter::default(), out_tx, in_rx));
+        let mut msgs = Vec::new();
+        for _ in 0..4 {
+            msgs.push(serde_json::from_str::<Value>(&out.next().await.unwrap()).unwrap());
+        }
+        assert_eq!(msgs[0]["type"], "hello");
+        assert_eq!(msgs[1], json!({"type": "history_truncated", "oldest_seq": 4}));
+        assert_eq!((msgs[2]["seq"].as_u64(), msgs[3]["seq"].as_u64()), (Some(4), Some(5)));
+    }
+}
