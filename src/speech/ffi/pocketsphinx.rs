@@ -35,6 +35,7 @@ unsafe extern "C" {
     fn ps_set_jsgf_string(ps: *mut PsDecoderT, name: *const c_char, jsgf: *const c_char) -> c_int;
     fn ps_set_lm_file(ps: *mut PsDecoderT, name: *const c_char, path: *const c_char) -> c_int;
     fn ps_set_search(ps: *mut PsDecoderT, name: *const c_char) -> c_int;
+    fn ps_start_stream(ps: *mut PsDecoderT) -> c_int;
     fn ps_start_utt(ps: *mut PsDecoderT) -> c_int;
     fn ps_process_raw(ps: *mut PsDecoderT, data: *const i16, n_samples: usize, no_search: c_int, full_utt: c_int) -> c_int;
     fn ps_end_utt(ps: *mut PsDecoderT) -> c_int;
@@ -91,8 +92,8 @@ pub struct DecoderConfig {
     pub extra: Vec<(String, String)>,
 }
 
-/// One recognised word with its frame span (frames are 1/[`FRAMES_PER_SECOND`] s from the
-/// start of the utterance).
+/// One recognised word with its frame span (frames are 1/[`FRAMES_PER_SECOND`] s, counted
+/// from the last [`Decoder::start_stream`], across utterances).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     pub word: String,
@@ -209,6 +210,14 @@ impl Decoder {
         let n = cstring(name)?;
         // SAFETY: valid decoder and C string.
         check(unsafe { ps_set_search(self.ps.as_ptr(), n.as_ptr()) }, "ps_set_search")
+    }
+
+    /// Starts a new audio stream: resets the channel normalisation learnt from earlier audio
+    /// and the frame counter that [`Segment`] frames count from. Call it per call when a
+    /// decoder is reused.
+    pub fn start_stream(&mut self) -> Result<(), PsError> {
+        // SAFETY: valid decoder.
+        check(unsafe { ps_start_stream(self.ps.as_ptr()) }, "ps_start_stream")
     }
 
     pub fn start_utt(&mut self) -> Result<(), PsError> {
