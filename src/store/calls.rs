@@ -268,4 +268,25 @@ impl Store {
             .await?;
         get(&row, "n")
     }
+    /// Twilio's status callback reported the call over (`completed`, `busy`, `failed`, …).
+    /// Ends the record if the media stream has not already; returns whether it did.
+    pub async fn end_call_by_external_id(
+        &self,
+        tenant: &TenantId,
+        external_id: &str,
+        cause: &str,
+        ended_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET state = 'ended', end_cause = $1, ended_at = $2, duration_ms = $2 - started_at
+             WHERE tenant_id = $3 AND external_id = $4 AND ended_at IS NULL",
+        )
+        .bind(cause)
+        .bind(ended_at)
+        .bind(tenant.as_str())
+        .bind(external_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -133,5 +133,11 @@ pub async fn status(
     let status = param(&params, "CallStatus").unwrap_or("-");
     let duration = param(&params, "CallDuration");
     tracing::info!(call_sid, status, duration, "Twilio call status");
+    // Final statuses close the record if the stream did not (e.g. the call failed before the
+    // stream connected, or the socket vanished without `stop`).
+    if matches!(status, "completed" | "busy" | "failed" | "no-answer" | "canceled") {
+        let cause = if status == "completed" { "completed" } else { status };
+        state.store.end_call_by_external_id(&state.twilio_tenant, call_sid, cause, crate::store::now_ms()).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
