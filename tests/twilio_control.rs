@@ -152,7 +152,9 @@ async fn webhooks_need_a_valid_signature_and_streams_a_valid_token() {
     let bad = format!("ws://{}/twilio/stream/not-a-token", env.host);
     assert!(tokio_tungstenite::connect_async(&bad).await.is_err());
     let url = env.stream_url("CAtoken").await;
-    let caller = TwilioCaller::connect(CallerConfig::new(url.clone())).await.unwrap();
+    let mut config = CallerConfig::new(url.clone());
+    config.call_sid = "CAtoken".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
     caller.wait_until(Duration::from_secs(10), |r| !r.received.is_empty()).await.unwrap();
     assert!(tokio_tungstenite::connect_async(&url).await.is_err(), "tokens are single-use");
     // The status callback closes the call record (here before the stream itself ends).
