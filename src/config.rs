@@ -28,6 +28,10 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// The voice catalog and synthesis API (`/api/v1/tts/*`, `/ws/tts`).
     pub tts_api: crate::speech::catalog::TtsApiConfig,
+    /// LLM mode (an OpenAI-compatible chat model drives calls). Unset `base_url`/`model`:
+    /// not configured, and flows that hand over to the LLM get a provider error.
+    #[serde(default)]
+    pub llm: crate::dialog::llm::LlmConfig,
     /// The call-center control plane (queues, offers, cost rates).
     pub center: CenterConfig,
 }
@@ -431,7 +435,7 @@ mod tests {
     #[test]
     fn embedded_default_loads() {
         let cfg = Config::load_with_env(None, no_env()).unwrap();
-        assert_eq!(cfg.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
         assert_eq!(cfg.server.drain_timeout, Duration::from_secs(10));
         assert_eq!(cfg.server.log_format, LogFormat::Human);
         assert!(cfg.database.url.is_none());
@@ -446,7 +450,7 @@ mod tests {
             ("UNRELATED".to_string(), "x".to_string()),
         ];
         let cfg = Config::load_with_env(Some(f.path()), env).unwrap();
-        assert_eq!(cfg.server.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(cfg.server.listen, "0.0.0.0:7000".parse::<SocketAddr>().unwrap());
         assert_eq!(cfg.server.drain_timeout, Duration::from_secs(3));
         assert_eq!(cfg.persistence.batch_size, 64);
     }
@@ -486,6 +490,22 @@ mod tests {
         let f = file("[server]\nlisten = \n");
         let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn llm_section_defaults_to_not_configured_and_takes_overrides() {
+        let cfg = Config::load_with_env(None, no_env()).unwrap();
+        assert!(!cfg.llm.is_configured());
+        let f = file("[llm]\nbase_url = \"http://127.0.0.1:8081/v1\"\nmodel = \"qwen2.5-7b\"\napi_key = \"sk-hidden\"\nfirst_token_timeout = \"3s\"\n");
+        let env = vec![("SWITCHBOARD_LLM__TEMPERATURE".to_string(), "0.2".to_string())];
+        let cfg = Config::load_with_env(Some(f.path()), env).unwrap();
+        assert!(cfg.llm.is_configured());
+        assert_eq!(cfg.llm.first_token_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.llm.temperature, Some(0.2));
+        assert!(!format!("{cfg:?}").contains("sk-hidden"));
+        let f = file("[llm]\nmodle = \"x\"\n");
+        let err = Config::load_with_env(Some(f.path()), no_env()).unwrap_err().to_string();
+        assert!(err.contains("llm.modle") && err.contains("line 2"), "{err}");
     }
 
     #[test]

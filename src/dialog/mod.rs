@@ -6,6 +6,7 @@
 //! slow (an LLM request) is started by the dialog's owner and comes back as input.
 
 pub mod flow;
+pub mod llm;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

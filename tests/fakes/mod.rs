@@ -7,6 +7,7 @@
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai;
+pub mod openai_chat;
 
 use std::net::SocketAddr;
 
