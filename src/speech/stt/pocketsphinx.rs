@@ -67,9 +67,11 @@ pub struct PocketsphinxConfig {
     /// Force the telephone-band fix on or off; unset means "on when the call's native audio
     /// is μ-law 8 kHz".
     pub telephone_band: Option<bool>,
-    /// Peak level of the white noise mixed into telephone-band audio, in dBFS.
+    /// Peak level of the white noise mixed into telephone-band audio, in dBFS. -40 was the
+    /// best of a sweep from -70 to -35 on the espeak-ng routing set (BENCHMARKS.md); the
+    /// margin over -45..-60 was one clip in 36.
     pub telephone_noise_dbfs: f32,
-    /// Idle decoders kept for reuse. Each holds ~20 MB (grammar mode) or ~90 MB (LM mode).
+    /// Idle decoders kept for reuse (memory per decoder: see BENCHMARKS.md).
     pub pool_size: usize,
 }
 
@@ -79,7 +81,7 @@ impl Default for PocketsphinxConfig {
             mode: PocketsphinxMode::Grammar,
             model_dir: PathBuf::from("/usr/share/pocketsphinx/model/en-us"),
             telephone_band: None,
-            telephone_noise_dbfs: -50.0,
+            telephone_noise_dbfs: -40.0,
             pool_size: 4,
         }
     }
