@@ -65,7 +65,7 @@ pub struct CenterApi;
 
 /// The whole document. Add an area with `.merge(TheirApi::openapi())`.
 pub fn document() -> Document {
-    CenterApi::openapi()
+    CenterApi::openapi().merge_from(crate::http::tts::TtsApiDoc::openapi())
 }
 
 pub async fn serve() -> Json<Document> {

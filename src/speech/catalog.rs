@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+use utoipa::ToSchema;
 use tracing::{debug, warn};
 
 use super::SpeechError;
@@ -28,7 +29,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A TTS provider as the API names it (`espeak`, `elevenlabs`, `openai`, `tone`), the same
 /// names `speech.tts` takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderId {
     Espeak,
@@ -122,7 +123,7 @@ impl TtsApiConfig {
 // ---------------------------------------------------------------------------------------------
 // Voices
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VoiceGender {
     Male,
@@ -131,7 +132,7 @@ pub enum VoiceGender {
 }
 
 /// One voice of one provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VoiceInfo {
     /// What `voice` takes in a synthesis request.
     pub id: String,
@@ -167,7 +168,7 @@ pub struct VoiceList {
 }
 
 /// The state of one provider, for `GET /tts/providers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderStatus {
     Usable,

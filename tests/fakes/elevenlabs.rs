@@ -4,8 +4,12 @@
 //! [`BYTES_PER_CHAR`] audio bytes equal to the character's code, sent base64-encoded in two
 //! messages when the client flushes or ends the stream. After end of stream it sends
 //! `{"isFinal":true}` and closes with 1000, as the service does.
+//!
+//! `GET /v1/voices` lists [`VOICES`] (checked against the same key); [`FakeElevenLabs::set_voices_down`]
+//! makes it answer 503, and [`FakeElevenLabs::voice_list_requests`] counts requests, for cache tests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -57,7 +61,16 @@ pub struct Connection {
 struct Shared {
     options: Options,
     connections: Mutex<Vec<Connection>>,
+    voices_down: AtomicBool,
+    voice_requests: AtomicUsize,
 }
+
+/// The voices `GET /v1/voices` lists: (voice_id, name, gender, locale).
+pub const VOICES: [(&str, &str, &str, &str); 3] = [
+    ("21m00Tcm4TlvDq8ikWAM", "Rachel", "female", "en-US"),
+    ("pNInz6obpgDQGcFmaJgB", "Adam", "male", "en-US"),
+    ("fake-de-voice-0001", "Greta", "female", "de-DE"),
+];
 
 pub struct FakeElevenLabs {
     pub addr: SocketAddr,
@@ -71,9 +84,15 @@ pub fn audio_for(text: &str) -> Vec<u8> {
 
 impl FakeElevenLabs {
     pub async fn start(options: Options) -> Self {
-        let shared = Arc::new(Shared { options, connections: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            options,
+            connections: Mutex::new(Vec::new()),
+            voices_down: AtomicBool::new(false),
+            voice_requests: AtomicUsize::new(0),
+        });
         let router = Router::new()
             .route("/v1/text-to-speech/{voice_id}/stream-input", get(stream_input))
+            .route("/v1/voices", get(voices))
             .with_state(shared.clone());
         let addr = super::serve(router).await;
         Self { addr, shared }
@@ -86,6 +105,41 @@ impl FakeElevenLabs {
     pub fn connections(&self) -> Vec<Connection> {
         self.shared.connections.lock().expect("fake state lock").clone()
     }
+
+    /// While down, `GET /v1/voices` answers 503.
+    pub fn set_voices_down(&self, down: bool) {
+        self.shared.voices_down.store(down, Ordering::SeqCst);
+    }
+
+    /// `GET /v1/voices` requests received (answered or not).
+    pub fn voice_list_requests(&self) -> usize {
+        self.shared.voice_requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn voices(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.voice_requests.fetch_add(1, Ordering::SeqCst);
+    if shared.voices_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+    }
+    let api_key = headers.get("xi-api-key").and_then(|v| v.to_str().ok());
+    if api_key != Some(shared.options.api_key.as_str()) {
+        return (StatusCode::UNAUTHORIZED, r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#)
+            .into_response();
+    }
+    let list: Vec<Value> = VOICES
+        .iter()
+        .map(|(id, name, gender, locale)| {
+            json!({
+                "voice_id": id, "name": name, "category": "premade",
+                "labels": {"gender": gender, "accent": "neutral", "age": "young"},
+                "verified_languages": [{"language": &locale[..2], "model_id": "eleven_flash_v2_5", "locale": locale}],
+                "preview_url": null
+            })
+        })
+        .collect();
+    let body = json!({"voices": list, "has_more": false});
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 async fn stream_input(

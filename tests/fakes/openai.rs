@@ -1,6 +1,7 @@
 //! A fake OpenAI-compatible audio server: `POST /v1/audio/speech` (raw 24 kHz s16le pcm,
 //! streamed in odd-sized body chunks), `POST /v1/audio/transcriptions` (multipart, parsed
-//! strictly) and `GET /v1/models`.
+//! strictly), `GET /v1/models` and `GET /v1/audio/voices` (as self-hosted servers have it:
+//! [`VOICES`]).
 //!
 //! Speech is deterministic: [`SAMPLES_PER_CHAR`] samples per input character, sample `i` of a
 //! reply is [`sample`]`(i)`. A transcription reply describes the WAV it received, so a test
@@ -24,6 +25,9 @@ pub const SAMPLES_PER_CHAR: usize = 240;
 /// Body chunk sizes: odd on purpose, so samples straddle chunk boundaries.
 pub const FIRST_CHUNK: usize = 1001;
 pub const NEXT_CHUNK: usize = 777;
+
+/// The voices `GET /v1/audio/voices` lists.
+pub const VOICES: [&str; 3] = ["alloy", "af_bella", "bm_george"];
 
 pub fn sample(i: usize) -> i16 {
     ((i * 37) % 2000) as i16 - 1000
@@ -92,6 +96,7 @@ impl FakeOpenAi {
             .route("/v1/audio/speech", post(speech))
             .route("/v1/audio/transcriptions", post(transcriptions))
             .route("/v1/models", get(models))
+            .route("/v1/audio/voices", get(voices))
             .with_state(shared.clone());
         let addr = super::serve(router).await;
         Self { addr, shared }
@@ -135,6 +140,14 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         return error(401, "Incorrect API key provided");
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json!({"object": "list", "data": []}).to_string())
+        .into_response()
+}
+
+async fn voices(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(401, "Incorrect API key provided");
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json!({"voices": VOICES}).to_string())
         .into_response()
 }
 

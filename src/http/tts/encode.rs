@@ -18,7 +18,7 @@ use media::{Encoder, ResampleError, SampleRate, StreamResampler};
 use serde::{Deserialize, Serialize};
 
 /// What a synthesis request returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AudioFormat {
     Wav,
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn resampled_length_is_exact_after_finish() {
-        for (from, to, n) in [(22_050, 16_000, 22_050 + 123), (24_000, 16_000, 5_000), (8_000, 16_000, 77)] {
+        for (from, to, n) in [(22_050u32, 16_000u32, 22_050 + 123), (24_000, 16_000, 5_000), (8_000, 16_000, 77)] {
             let mut enc = AudioEncoder::new(AudioFormat::Pcm16000);
             let input = sine(from, n);
             let mut out = Vec::new();

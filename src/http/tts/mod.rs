@@ -32,16 +32,29 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 pub use self::encode::{Audio, AudioEncoder, AudioFormat, wav_header};
 pub use self::error::TtsApiError;
 pub use self::limit::{KeyLimiter, Permit};
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::openapi::ApiErrorBody;
 use crate::speech::SpeechError;
 use crate::speech::catalog::{ProviderId, ProviderStatus, TtsApiConfig, TtsCatalog, VoiceInfo, provider_name};
 use crate::speech::tts::{TtsContext, TtsEvent, TtsInput, TtsOutputFormat, TtsStream};
 use crate::store::Tenant;
+
+/// The OpenAPI document of this area (merged in [`crate::http::openapi::document`]).
+#[derive(OpenApi)]
+#[openapi(
+    paths(providers, voices, tiers, synthesize, preview),
+    components(schemas(ProviderList, ProviderView, VoiceCatalogView, VoiceSource, VoiceInfo, TierList, TierView,
+        SynthesizeRequest, AudioFormat, ProviderId, ProviderStatus, crate::speech::catalog::VoiceGender)),
+    tags((name = "tts", description = "Voice catalog, priced tiers and synthesis. Streaming synthesis: `GET /ws/tts` \
+        (see the README)"))
+)]
+pub struct TtsApiDoc;
 
 /// Previews kept in memory (each a few seconds of audio).
 const PREVIEW_CACHE: usize = 64;
@@ -126,7 +139,7 @@ impl FromRequestParts<AppState> for TtsCaller {
 // ---------------------------------------------------------------------------------------------
 // GET /tts/providers
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderView {
     pub id: ProviderId,
     /// The name errors and logs use.
@@ -136,14 +149,16 @@ pub struct ProviderView {
     pub status: ProviderStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    pub sample_rates: &'static [u32],
+    pub sample_rates: Vec<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderList {
     pub providers: Vec<ProviderView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/tts/providers", tag = "tts",
+    responses((status = 200, body = ProviderList), (status = 401, body = ApiErrorBody)))]
 pub async fn providers(State(state): State<AppState>, _caller: TtsCaller) -> Json<ProviderList> {
     let catalog = &state.tts_api.catalog;
     let ids = catalog.listed();
@@ -157,7 +172,7 @@ pub async fn providers(State(state): State<AppState>, _caller: TtsCaller) -> Jso
             default: id == catalog.default_provider(),
             status,
             detail,
-            sample_rates: id.sample_rates(),
+            sample_rates: id.sample_rates().to_vec(),
         })
         .collect();
     Json(ProviderList { providers })
@@ -166,7 +181,7 @@ pub async fn providers(State(state): State<AppState>, _caller: TtsCaller) -> Jso
 // ---------------------------------------------------------------------------------------------
 // GET /tts/voices
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct VoiceParams {
     pub provider: Option<String>,
@@ -174,7 +189,7 @@ pub struct VoiceParams {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VoiceSource {
     pub provider: ProviderId,
     /// Served from cache because the provider could not be reached.
@@ -184,7 +199,7 @@ pub struct VoiceSource {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VoiceCatalogView {
     pub voices: Vec<VoiceInfo>,
     pub sources: Vec<VoiceSource>,
@@ -199,6 +214,9 @@ fn parse_provider(s: &str) -> Result<ProviderId, TtsApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/tts/voices", tag = "tts", params(VoiceParams),
+    responses((status = 200, body = VoiceCatalogView), (status = 422, body = ApiErrorBody),
+              (status = 502, description = "the provider failed; `code` names it", body = ApiErrorBody)))]
 pub async fn voices(
     State(state): State<AppState>,
     _caller: TtsCaller,
@@ -230,7 +248,7 @@ pub async fn voices(
 // ---------------------------------------------------------------------------------------------
 // GET /tts/tiers
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TierView {
     pub name: String,
     pub description: String,
@@ -241,11 +259,13 @@ pub struct TierView {
     pub default: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TierList {
     pub tiers: Vec<TierView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/tts/tiers", tag = "tts",
+    responses((status = 200, body = TierList), (status = 401, body = ApiErrorBody)))]
 pub async fn tiers(State(state): State<AppState>, _caller: TtsCaller) -> Json<TierList> {
     let cfg = &state.config.tts_api;
     let catalog = &state.tts_api.catalog;
@@ -271,7 +291,7 @@ fn default_format() -> AudioFormat {
     AudioFormat::Wav
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SynthesizeRequest {
     pub text: String,
@@ -284,6 +304,7 @@ pub struct SynthesizeRequest {
     #[serde(default)]
     pub tier: Option<String>,
     #[serde(default = "default_format")]
+    #[schema(default = "wav")]
     pub format: AudioFormat,
     /// Speaking rate as a multiple of normal.
     #[serde(default)]
@@ -322,6 +343,16 @@ pub async fn open_stream(
     tts.open(ctx).await.map_err(|error| TtsApiError::Provider { provider, error })
 }
 
+#[utoipa::path(post, path = "/api/v1/tts/synthesize", tag = "tts", request_body = SynthesizeRequest,
+    responses(
+        (status = 200, description = "Audio, streamed with chunked transfer as it is synthesized. `wav`: a 44-byte \
+            header with open (0xFFFFFFFF) sizes, then s16le mono at the provider's rate; `pcm_16000`: raw s16le; \
+            `mulaw_8000`: raw G.711 μ-law; `opus`: Ogg Opus, 20 ms packets.",
+            content(("audio/wav"), ("audio/L16;rate=16000;channels=1"), ("audio/basic"), ("audio/ogg; codecs=opus"))),
+        (status = 400, body = ApiErrorBody), (status = 413, description = "text_too_long", body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody), (status = 429, description = "too_many_requests", body = ApiErrorBody),
+        (status = 502, description = "the provider failed; `code` names it, e.g. `elevenlabs_unauthorized`", body = ApiErrorBody),
+        (status = 504, body = ApiErrorBody)))]
 pub async fn synthesize(
     State(state): State<AppState>,
     caller: TtsCaller,
@@ -415,13 +446,19 @@ impl BodyStream {
 // ---------------------------------------------------------------------------------------------
 // GET /tts/voices/{id}/preview
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewParams {
     pub provider: Option<String>,
     pub format: Option<AudioFormat>,
 }
 
+#[utoipa::path(get, path = "/api/v1/tts/voices/{id}/preview", tag = "tts",
+    params(("id" = String, Path, description = "a voice id from /tts/voices"), PreviewParams),
+    responses(
+        (status = 200, description = "A short sample (`x-cache: hit|miss`)",
+            content(("audio/wav"), ("audio/L16;rate=16000;channels=1"), ("audio/basic"), ("audio/ogg; codecs=opus"))),
+        (status = 422, body = ApiErrorBody), (status = 429, body = ApiErrorBody), (status = 502, body = ApiErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: TtsCaller,
