@@ -221,8 +221,24 @@ async fn send_event<Tx: Sink<String> + Unpin>(tx: &mut Tx, filter: &Filter, ev: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::channel::mpsc;
     use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+
+    type Out = mpsc::Receiver<String>;
+
+    /// A session over channels: what it sends arrives on `Out`, what is pushed to the sender
+    /// reaches it as client frames.
+    fn session(bus: &EventBus, t: &TenantId, since: Option<u64>) -> (Out, mpsc::Sender<Incoming>, tokio::task::JoinHandle<()>) {
+        let (out_tx, out) = mpsc::channel::<String>(64);
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        let sink = Box::pin(futures_util::sink::unfold(out_tx, |tx, s: String| async move {
+            tx.send(s).await.map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        }));
+        let stream = Box::pin(futures_util::stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
+        let task = tokio::spawn(serve(bus.clone(), t.clone(), since, Filter::default(), sink, stream));
+        (out, in_tx, task)
+    }
 
     fn ev(kind: &str, call: Option<&str>, dep: Option<&str>) -> LiveEvent {
         LiveEvent {
@@ -255,17 +271,14 @@ mod tests {
         for k in ["call.started", "queue.joined", "call.ended"] {
             bus.publish(&t, k, None, None, json!({}));
         }
-        let (out_tx, mut out) = mpsc::channel::<String>(64);
-        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-        let session = tokio::spawn(serve(bus.clone(), t.clone(), Some(1), Filter::default(), out_tx, in_rx));
-        let mut recv = async || -> Value { serde_json::from_str(&out.next().await.unwrap()).unwrap() };
+        let (mut out, in_tx, task) = session(&bus, &t, Some(1));
+        let mut recv = async || -> Value { serde_json::from_str(&out.recv().await.unwrap()).unwrap() };
         assert_eq!(recv().await, json!({"type": "hello", "last_seq": 3}));
         let e2 = recv().await;
         assert_eq!((e2["type"].as_str(), e2["seq"].as_u64(), e2["department"].clone()), (Some("event"), Some(2), Value::Null));
         assert_eq!(recv().await["seq"], 3);
         bus.publish(&t, "call.started", None, None, json!({}));
         assert_eq!(recv().await["seq"], 4);
-        let mut in_tx = in_tx;
         in_tx.try_send(Incoming::Text("nonsense".into())).unwrap();
         assert_eq!(recv().await["type"], "error");
         in_tx.try_send(Incoming::Text(r#"{"type":"subscribe","kinds":["queue.*"]}"#.into())).unwrap();
@@ -276,7 +289,7 @@ mod tests {
         let e = recv().await;
         assert_eq!((e["kind"].as_str(), e["seq"].as_u64()), (Some("queue.left"), Some(6)));
         in_tx.try_send(Incoming::Closed).unwrap();
-        session.await.unwrap();
+        task.await.unwrap();
     }
 
     #[tokio::test]
@@ -286,12 +299,10 @@ mod tests {
         for _ in 0..5 {
             bus.publish(&t, "k", None, None, json!({}));
         }
-        let (out_tx, mut out) = mpsc::channel::<String>(64);
-        let (_in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-        tokio::spawn(serve(bus, t, Some(0), Filter::default(), out_tx, in_rx));
+        let (mut out, _in_tx, _task) = session(&bus, &t, Some(0));
         let mut msgs = Vec::new();
         for _ in 0..4 {
-            msgs.push(serde_json::from_str::<Value>(&out.next().await.unwrap()).unwrap());
+            msgs.push(serde_json::from_str::<Value>(&out.recv().await.unwrap()).unwrap());
         }
         assert_eq!(msgs[0]["type"], "hello");
         assert_eq!(msgs[1], json!({"type": "history_truncated", "oldest_seq": 4}));
