@@ -64,6 +64,8 @@ pub struct AppState {
     pub tts_api: http::tts::TtsApi,
     /// The call distributor: department queues and agent offers.
     pub acd: crate::center::AcdHandle,
+    /// LLM mode's chat client, when `[llm]` is configured.
+    pub llm: Option<crate::dialog::llm::LlmClient>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             config: self.config.calls.clone(),
             events: self.events.clone(),
             acd: Some(self.acd.clone()),
+            llm: self.llm.clone().map(|c| (c, self.config.llm.system_prompt.clone())),
         }
     }
 
@@ -218,6 +221,8 @@ pub enum StartError {
     Speech(#[from] SpeechError),
     #[error("flows: {0}")]
     Flows(String),
+    #[error("LLM client: {0}")]
+    Llm(String),
     #[error("Twilio REST client: {0}")]
     Twilio(String),
     #[error("webrtc: {0}")]
@@ -264,6 +269,11 @@ impl Server {
         let calls = CallRegistry::new(config_max_calls);
         let events = EventBus::new(10_000, 1024);
         let acd = start_acd(&config, &store, &calls, &events).await?;
+        let llm = if config.llm.is_configured() {
+            Some(crate::dialog::llm::LlmClient::new(&config.llm).map_err(|e| StartError::Llm(e.to_string()))?)
+        } else {
+            None
+        };
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -271,16 +281,17 @@ impl Server {
             metrics,
             shutdown: Shutdown::new(),
             dependencies: Arc::new(speech.dependencies()),
-            calls: CallRegistry::new(config_max_calls),
+            calls,
             flows: Arc::new(flows),
             speech,
             twilio_pending: Arc::new(PendingCalls::default()),
             twilio_tenant: twilio_tenant.id,
             twilio_rest,
-            events: EventBus::new(10_000, 1024),
+            events,
             webrtc,
             tts_api,
             acd,
+            llm,
         };
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }

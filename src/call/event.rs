@@ -62,6 +62,8 @@ pub enum CallEvent {
     /// A Twilio mark came back: `played` false when it was echoed because of a `clear`.
     Mark { name: String, played: bool },
     Hold { on: bool },
+    /// Who drives the conversation from now on (`llm`, `app`).
+    DriverChanged { driver: &'static str },
     Mute { on: bool },
     TransferRequested { target: String, target_kind: &'static str },
     TransferFailed { target: String, reason: String },
@@ -85,6 +87,7 @@ impl CallEvent {
             Self::BargeIn { .. } => "barge_in",
             Self::Mark { .. } => "mark",
             Self::Hold { .. } => "hold",
+            Self::DriverChanged { .. } => "driver_changed",
             Self::Mute { .. } => "mute",
             Self::TransferRequested { .. } => "transfer_requested",
             Self::TransferFailed { .. } => "transfer_failed",

@@ -78,6 +78,8 @@ pub struct CallServices {
     pub events: crate::monitor::EventBus,
     /// Department queues: calls the dialog transfers to a department are handed here.
     pub acd: Option<crate::center::AcdHandle>,
+    /// LLM mode: the chat client and the system prompt calls start with.
+    pub llm: Option<(crate::dialog::llm::LlmClient, String)>,
 }
 
 /// The transport's two channels and the audio format it speaks.

@@ -79,6 +79,17 @@ impl Playout {
         }
     }
 
+    /// More text for an utterance that is still being produced (an LLM answer, sentence by
+    /// sentence).
+    pub fn append_text(&mut self, id: UtteranceId, text: &str) {
+        if let Some(u) = self.get_mut(id) {
+            if !u.text.is_empty() {
+                u.text.push(' ');
+            }
+            u.text.push_str(text.trim());
+        }
+    }
+
     /// The name of a mark placed now, after everything queued so far for `id`.
     pub fn mark(&mut self, id: UtteranceId) -> Option<String> {
         let u = self.get_mut(id)?;

@@ -22,13 +22,16 @@ use super::state::CallState;
 use super::{CallInfo, CallServices, CallSnapshot, DialogSetup, LegChannels};
 use crate::dialog::{Action, DialogInput};
 use crate::speech::stt::{SttAudioFormat, SttContext, SttEvent, SttInput, SttStream};
-use crate::speech::tts::{TtsContext, TtsEvent, TtsInput, TtsOutputFormat, TtsStream};
+use crate::speech::tts::{TtsEvent, TtsInput, TtsStream};
 use crate::speech::SpeechError;
 use crate::store::now_ms;
 use crate::store::writer::WriteOp;
 use crate::store::{CallEventRecord, NewCall};
 use crate::transport::twilio::protocol::CallSid;
 use crate::transport::twilio::twiml::{Dial, DialTarget, Response};
+
+mod llm;
+mod speech;
 
 const FRAME: Duration = Duration::from_millis(20);
 /// Marks go out at least this often within a long chunk, so "heard" is known to this precision.
@@ -47,6 +50,8 @@ enum Internal {
 struct ActiveTts {
     id: UtteranceId,
     stream: Option<TtsStream>,
+    /// Input given before the provider's stream was open; sent once it is.
+    pending: Vec<TtsInput>,
     since_mark: u64,
     first_audio_at: Option<Instant>,
 }
@@ -112,6 +117,8 @@ struct Actor {
     listen_deadline: Option<Instant>,
     /// Playing while the caller is on hold.
     hold: Option<HoldMusic>,
+    /// Set once the dialog hands the call to an LLM.
+    llm: Option<llm::LlmMode>,
     ending: Option<EndCause>,
 }
 
@@ -161,6 +168,7 @@ impl Actor {
             sent_until: now,
             listen_deadline: None,
             hold: None,
+            llm: None,
             ending: None,
         })
     }
@@ -185,6 +193,7 @@ impl Actor {
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(ev) = recv_stt(&mut self.stt) => self.on_stt(ev),
                 Some(ev) = recv_tts(&mut self.tts) => self.on_tts(ev),
+                Some(out) = llm::recv(&mut self.llm) => self.on_llm(out),
                 Some(msg) = self.internal_rx.recv() => self.on_internal(msg),
                 () = sleep_until_opt(listen) => {
                     self.listen_deadline = None;
@@ -500,190 +509,15 @@ impl Actor {
         self.emit(CallEvent::ProviderError { provider: provider.to_string(), reason: err.to_string() });
     }
 
-    // ---- text to speech and playout --------------------------------------------------
-
-    fn say(&mut self, text: String) {
-        let id = self.playout.begin(text.clone());
-        self.state = CallState::BotSpeaking { utterance: id, since_ms: self.elapsed_ms() };
-        self.emit(CallEvent::BotSpeaking { utterance: id, text: text.clone() });
-        self.tts = Some(ActiveTts { id, stream: None, since_mark: 0, first_audio_at: None });
-        let ctx = TtsContext {
-            call_id: self.info.id.to_string(),
-            voice: self.dialog.voice.clone(),
-            speed: None,
-            preferred: Some(match self.format {
-                LegFormat::Mulaw8k => TtsOutputFormat::Mulaw8k,
-                LegFormat::Pcm16k => TtsOutputFormat::Pcm16k,
-            }),
-        };
-        let provider = self.services.tts.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = match provider.open(ctx).await {
-                Ok(stream) => {
-                    let sent = stream.input.send(TtsInput::Text(text)).await.is_ok()
-                        && stream.input.send(TtsInput::Finish).await.is_ok();
-                    if sent {
-                        Ok(stream)
-                    } else {
-                        Err(SpeechError::Closed { provider: provider.name() })
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(Internal::TtsOpened(id, result)).await;
-        });
-    }
-
-    fn on_tts(&mut self, ev: TtsEvent) {
-        let Some(tts) = self.tts.as_mut() else { return };
-        let id = tts.id;
-        let queued = match ev {
-            TtsEvent::Pcm { samples, rate } => self.outbound.push_pcm(&samples, rate),
-            TtsEvent::Mulaw8k { bytes } => self.outbound.push_mulaw(&bytes),
-            TtsEvent::Done => {
-                let tail = self.outbound.flush_tail();
-                self.utterance_audio(id, tail, true);
-                self.playout.complete(id);
-                self.tts = None;
-                if let Some(f) = self.playout.finish_empty(id) {
-                    self.record_utterance(f);
-                    self.after_speech();
-                }
-                self.pump_actions();
-                return;
-            }
-            TtsEvent::Error(err) => {
-                self.provider_error(self.services.tts.name(), &err);
-                self.tts = None;
-                self.playout.complete(id);
-                if let Some(f) = self.playout.finish_empty(id) {
-                    self.record_utterance(f);
-                    self.after_speech();
-                }
-                self.pump_actions();
-                return;
-            }
-        };
-        match queued {
-            Ok(samples) => {
-                if let Some(tts) = self.tts.as_mut() {
-                    tts.first_audio_at.get_or_insert_with(Instant::now);
-                }
-                self.utterance_audio(id, samples, true);
-            }
-            Err(err) => warn!(%err, "cannot queue synthesized audio"),
-        }
-    }
-
-    /// Accounts `samples` (at 8 kHz) of utterance `id` and places a mark after a chunk, or
-    /// within a long one, so the playout clock has a fine grain.
-    fn utterance_audio(&mut self, id: UtteranceId, samples: u64, chunk_end: bool) {
-        if samples == 0 {
-            return;
-        }
-        self.playout.queued(id, samples);
-        let Some(tts) = self.tts.as_mut() else { return };
-        tts.since_mark += samples;
-        let mark_every = self.outbound.rate().samples_in_ms(MARK_EVERY_MS) as u64;
-        if chunk_end || tts.since_mark >= mark_every {
-            tts.since_mark = 0;
-            if let Some(name) = self.playout.mark(id) {
-                self.outbound.mark(name);
-            }
-        }
-    }
-
-    fn after_speech(&mut self) {
-        if !self.playout.is_speaking() && self.tts.is_none() {
-            self.state = CallState::Listening;
-            self.dialog_input(DialogInput::SpeechFinished);
-        }
-    }
-
-    /// Sends queued audio, keeping at most `playout_lead` ahead of the far end's playout.
-    fn pace(&mut self) {
-        let now = Instant::now();
-        if self.sent_until < now {
-            self.sent_until = now;
-        }
-        let horizon = now + self.services.config.playout_lead;
-        self.refill_hold_music();
-        while self.sent_until < horizon && self.ending.is_none() {
-            let Some(frame) = self.outbound.next_frame(self.sent_until.into_std()) else { break };
-            let first = self.frames_out == 0;
-            self.send_leg(frame.audio);
-            for mark in frame.marks_after {
-                self.send_leg(LegOut::Mark(mark));
-            }
-            self.frames_out += 1;
-            self.sent_until += FRAME;
-            metrics::counter!("switchboard_frames_out_total").increment(1);
-            if let Some(tts) = self.tts.as_mut() {
-                if let Some(at) = tts.first_audio_at.take() {
-                    metrics::histogram!("switchboard_stage_latency_seconds", "stage" => "tts_to_first_frame")
-                        .record(at.elapsed().as_secs_f64());
-                }
-            }
-            if first {
-                debug!("first audio frame sent");
-            }
-        }
-    }
-
-    /// Keeps a little hold audio queued while on hold and the bot is not speaking.
-    fn refill_hold_music(&mut self) {
-        let Some(music) = self.hold.as_mut() else { return };
-        if self.tts.is_some() || self.playout.is_speaking() || self.outbound.queued_ms() >= 100 {
-            return;
-        }
-        let mut chunk = Vec::with_capacity(self.outbound.rate().samples_in_ms(200));
-        music.render(200, &mut chunk);
-        if let Err(err) = self.outbound.push_pcm(&chunk, self.outbound.rate()) {
-            warn!(%err, "cannot queue hold audio");
-        }
-    }
-
-    fn set_hold(&mut self, on: bool) {
-        if on == self.hold.is_some() {
-            return;
-        }
-        if on {
-            info!("caller on hold");
-            // Whatever the bot was saying stops; announcements sent while on hold still play.
-            self.send_leg(LegOut::Clear);
-            self.outbound.clear();
-            if let Some(mut tts) = self.tts.take() {
-                if let Some(stream) = tts.stream.take() {
-                    let _ = stream.input.try_send(TtsInput::Cancel);
-                }
-            }
-            for f in self.playout.cut_all() {
-                self.record_utterance(f);
-            }
-            self.actions.retain(|a| !matches!(a, Action::Say { .. } | Action::Listen { .. } | Action::Play { .. }));
-            self.listen_deadline = None;
-            self.speech_over_bot_since = None;
-            self.hold = Some(HoldMusic::new(self.outbound.rate()));
-            self.state = CallState::OnHold;
-        } else {
-            info!("caller off hold");
-            self.hold = None;
-            if !self.playout.is_speaking() && self.tts.is_none() {
-                // Only hold audio is queued: drop it so the caller hears the agent or bot at once.
-                self.send_leg(LegOut::Clear);
-                self.outbound.clear();
-            }
-            self.state = CallState::Listening;
-        }
-        self.emit(CallEvent::Hold { on });
-    }
-
     // ---- dialog and actions ----------------------------------------------------------
 
     fn dialog_input(&mut self, input: DialogInput) {
         // On hold the call belongs to the queue, not to the bot.
         if self.hold.is_some() && !matches!(input, DialogInput::Started { .. }) {
+            return;
+        }
+        if self.llm.is_some() {
+            self.llm_input(input);
             return;
         }
         let actions = self.dialog.dialog.on_input(input, SystemTime::now());
@@ -739,19 +573,13 @@ impl Actor {
                 self.hangup_via_rest();
                 self.end(EndCause::Hangup);
             }
-            Action::HandOverToLlm => {
-                warn!("the flow asked for LLM mode, which this server has not configured");
-                self.emit(CallEvent::ProviderError {
-                    provider: "llm".into(),
-                    reason: "LLM mode is not configured".into(),
-                });
-            }
+            Action::HandOverToLlm => self.enter_llm(),
         }
     }
 
     fn play(&mut self, path: String) {
         let id = self.playout.begin(format!("[audio {path}]"));
-        self.tts = Some(ActiveTts { id, stream: None, since_mark: 0, first_audio_at: None });
+        self.tts = Some(ActiveTts { id, stream: None, pending: Vec::new(), since_mark: 0, first_audio_at: None });
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
             let result = media::wav::read_mono(&path).map_err(|e| format!("{path}: {e}"));
@@ -821,7 +649,14 @@ impl Actor {
                 self.provider_error(self.services.stt.name(), &err);
             }
             Internal::TtsOpened(id, result) => match (self.tts.as_mut(), result) {
-                (Some(tts), Ok(stream)) if tts.id == id => tts.stream = Some(stream),
+                (Some(tts), Ok(stream)) if tts.id == id => {
+                    for input in tts.pending.drain(..) {
+                        if stream.input.try_send(input).is_err() {
+                            warn!("TTS input queue full; text dropped");
+                        }
+                    }
+                    tts.stream = Some(stream);
+                }
                 (_, Ok(stream)) => {
                     // Cancelled while connecting (barge-in): release the provider at once.
                     let _ = stream.input.try_send(TtsInput::Cancel);
