@@ -164,15 +164,13 @@ impl SttProvider for PocketsphinxStt {
         // Loading a decoder and compiling a grammar are blocking C calls.
         let decoder = tokio::task::spawn_blocking(move || {
             let mut d = Self::take_decoder(&config, &pool)?;
-            if let Some(g) = &grammar {
-                if let Err(e) = g.install(&mut d) {
-                    give_back(&pool, config.pool_size, d);
-                    return Err(e);
-                }
+            if let Some(g) = &grammar
+                && let Err(e) = g.install(&mut d)
+            {
+                give_back(&pool, config.pool_size, d);
+                return Err(e);
             }
-            if let Err(e) = d.start_stream() {
-                return Err(engine_error(e));
-            }
+            d.start_stream().map_err(engine_error)?;
             Ok(d)
         })
         .await
