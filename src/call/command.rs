@@ -17,4 +17,8 @@ pub enum CallCommand {
     Hold(bool),
     /// Report the call's current state.
     Snapshot(oneshot::Sender<CallSnapshot>),
+    /// An external bot (the app WebSocket) takes over the conversation (`true`) or gives it
+    /// back (`false`). While external, the call's own dialog is not consulted: what happens is
+    /// published as events and the bot answers with `Act` commands.
+    External(bool),
 }

@@ -119,6 +119,8 @@ struct Actor {
     hold: Option<HoldMusic>,
     /// Set once the dialog hands the call to an LLM.
     llm: Option<llm::LlmMode>,
+    /// An external bot drives the call (the app WebSocket); the dialog stays silent.
+    external: bool,
     ending: Option<EndCause>,
 }
 
@@ -169,6 +171,7 @@ impl Actor {
             listen_deadline: None,
             hold: None,
             llm: None,
+            external: false,
             ending: None,
         })
     }
@@ -516,6 +519,10 @@ impl Actor {
         if self.hold.is_some() && !matches!(input, DialogInput::Started { .. }) {
             return;
         }
+        if self.external {
+            // Everything the bot would have been told is already on the event bus.
+            return;
+        }
         if self.llm.is_some() {
             self.llm_input(input);
             return;
@@ -714,6 +721,13 @@ impl Actor {
                 self.emit(CallEvent::Mute { on });
             }
             CallCommand::Hold(on) => self.set_hold(on),
+            CallCommand::External(on) => {
+                if on != self.external {
+                    self.external = on;
+                    self.listen_deadline = None;
+                    self.emit(CallEvent::DriverChanged { driver: if on { "app" } else { "flow" } });
+                }
+            }
             CallCommand::Snapshot(reply) => {
                 let _ = reply.send(CallSnapshot {
                     id: self.info.id.clone(),
