@@ -2,6 +2,8 @@
 
 CARGO ?= cargo
 RUN_ARGS ?=
+# `make loadtest SCRIPT=api`: which k6 script in loadtest/ to run (TARGET_URL=... to use a running server).
+SCRIPT ?= twilio_calls
 
 .PHONY: run test build deps-run deps-test bench loadtest check fmt
 
@@ -11,6 +13,7 @@ run: deps-run
 
 test: deps-test
 	tests/tools/with-postgres.sh $(CARGO) test --workspace
+	loadtest/run.sh --smoke twilio_calls
 
 build: deps-run
 	$(CARGO) build --release
@@ -23,6 +26,10 @@ deps-test:
 
 bench: deps-run
 	$(CARGO) bench -p media
+	loadtest/capacity.sh
+
+loadtest: deps-test
+	loadtest/run.sh $(SCRIPT)
 
 check:
 	$(CARGO) clippy --workspace -- -D warnings

@@ -20,9 +20,9 @@ pub const FRAME: Duration = Duration::from_millis(20);
 const MICROS_PER_BYTE: u64 = 125;
 /// Bot audio arriving after a gap longer than this starts a new utterance for jitter purposes.
 const RUN_GAP: Duration = Duration::from_millis(100);
-/// Frames of an utterance sent ahead of playout in one burst (the server's 200 ms lead) are
-/// left out of the inter-arrival figures, which describe the steady 20 ms cadence.
-const LEAD_FRAMES: u32 = 10;
+/// Frames arriving this close to an utterance's first frame are its lead burst (the server
+/// sends its first `playout_lead` of audio at once); timing is measured on the frames after it.
+const BURST_WINDOW: Duration = Duration::from_millis(5);
 
 /// Pre-encoded audio shared by all calls.
 pub struct Audio {
@@ -83,7 +83,9 @@ struct Playout {
     run_start: Option<Instant>,
     run_audio_us: u64,
     run_frames: u32,
-    min_offset_us: i64,
+    /// Arrival minus audio-before of the first frame after the burst: the utterance's
+    /// schedule. A frame later than it is late; one earlier (sent in a pair) counts as on time.
+    anchor_us: Option<i64>,
 }
 
 pub struct Caller {
@@ -280,24 +282,25 @@ impl Caller {
         }
         let measuring = self.measuring(now);
         let p = &mut self.playout;
-        // Utterance timing: lateness against the best schedule seen so far in this run.
+        // Utterance timing: lateness against the schedule set by the first frame after the burst.
         let new_run = p.last_arrival.is_none_or(|t| now.duration_since(t) > RUN_GAP);
         if new_run {
             p.run_start = Some(now);
             p.run_audio_us = 0;
             p.run_frames = 0;
-            p.min_offset_us = 0;
+            p.anchor_us = None;
         } else if p.end.is_some_and(|e| e < now) && measuring {
             // The buffer ran dry inside an utterance: the caller heard a gap.
             self.stats.underruns += 1;
         }
         let run_start = p.run_start.expect("set on the first frame of every run");
-        let offset = now.duration_since(run_start).as_micros() as i64 - p.run_audio_us as i64;
-        p.min_offset_us = p.min_offset_us.min(offset);
-        if measuring {
-            self.stats.lateness_us.push((offset - p.min_offset_us) as u32);
-            if p.run_frames >= LEAD_FRAMES {
-                let gap = now.duration_since(p.last_arrival.expect("not the first frame of a run")).as_micros() as i64;
+        let in_burst = now.duration_since(run_start) <= BURST_WINDOW;
+        if !in_burst {
+            let offset = now.duration_since(run_start).as_micros() as i64 - p.run_audio_us as i64;
+            let anchor = *p.anchor_us.get_or_insert(offset);
+            if measuring {
+                self.stats.lateness_us.push((offset - anchor).max(0) as u32);
+                let gap = now.duration_since(p.last_arrival.expect("a frame after the burst has one before it")).as_micros() as i64;
                 self.stats.interarrival_dev_us.push((gap - 20_000).unsigned_abs() as u32);
             }
         }
@@ -363,7 +366,7 @@ mod tests {
     fn bot_says(c: &mut Caller, sids: &Sids, at: Instant, frames: u32, tick: bool) {
         // The server's 200 ms lead: ten frames at once, then one every 20 ms.
         for k in 0..frames {
-            let arrival = if k < LEAD_FRAMES { at } else { at + FRAME * (k - LEAD_FRAMES + 1) };
+            let arrival = if k < 10 { at } else { at + FRAME * (k - 9) };
             if tick {
                 c.on_tick(arrival);
             }
@@ -412,10 +415,14 @@ mod tests {
         let (mut c, sids) = caller(t0, 0);
         let at = t0 + Duration::from_millis(40);
         bot_says(&mut c, &sids, at, 12, true);
-        // Frame 12 is 50 ms late against the 20 ms cadence; the 200 ms lead still covers it.
-        let late = at + FRAME * 3 + Duration::from_millis(50);
+        // Frames 10 and 11 came at +20 and +40 ms: on schedule. Frame 12 comes with frame 11,
+        // in a pair: early, which counts as on time.
+        c.on_text(at + FRAME * 2, &media_text(&sids));
+        assert_eq!(*c.stats.lateness_us.last().unwrap(), 0);
+        // Frame 13 was due at +80 ms and comes 30 ms later; the 200 ms lead still covers it.
+        let late = at + FRAME * 4 + Duration::from_millis(30);
         c.on_text(late, &media_text(&sids));
-        assert_eq!(*c.stats.lateness_us.last().unwrap(), 50_000);
+        assert_eq!(*c.stats.lateness_us.last().unwrap(), 30_000);
         assert_eq!(c.stats.underruns, 0);
         // A frame arriving after everything played (but within the run gap) is an underrun.
         c.playout.end = Some(late + Duration::from_millis(10));
