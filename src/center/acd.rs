@@ -142,7 +142,7 @@ type Reply<T> = oneshot::Sender<Result<T, AcdError>>;
 enum Command {
     Enqueue(Enqueue, Option<Reply<EntryId>>),
     CallEnded { tenant: TenantId, call: CallId },
-    Dispatch { tenant: TenantId },
+    Dispatch { tenant: TenantId, done: oneshot::Sender<()> },
     Accept { tenant: TenantId, agent: AgentId, reply: Reply<CallId> },
     Decline { tenant: TenantId, agent: AgentId, reply: Reply<CallId> },
     Cancel { tenant: TenantId, transfer: TransferId, reply: Reply<()> },
@@ -185,9 +185,9 @@ impl AcdHandle {
         self.ask(|reply| Command::Enqueue(request, Some(reply))).await?
     }
 
-    /// Agent availability changed: look for work for them.
+    /// Agent availability changed: look for work for them. Returns once offers are made.
     pub async fn dispatch(&self, tenant: TenantId) -> Result<(), AcdError> {
-        self.tx.send(Command::Dispatch { tenant }).await.map_err(|_| AcdError::Stopped)
+        self.ask(|done| Command::Dispatch { tenant, done }).await
     }
 
     pub async fn accept(&self, tenant: TenantId, agent: AgentId) -> Result<CallId, AcdError> {
@@ -291,7 +291,10 @@ impl Acd {
                 self.dispatch(&tenant).await;
             }
             Command::CallEnded { tenant, call } => self.call_ended(&tenant, &call).await,
-            Command::Dispatch { tenant } => self.dispatch(&tenant).await,
+            Command::Dispatch { tenant, done } => {
+                self.dispatch(&tenant).await;
+                let _ = done.send(());
+            }
             Command::Accept { tenant, agent, reply } => {
                 let _ = reply.send(self.accept(&tenant, &agent).await);
             }
