@@ -15,6 +15,9 @@ pub enum CallCommand {
     /// Put the caller on hold (they hear hold audio; the bot neither listens nor talks except
     /// for explicit `Say`s such as queue announcements) or take them off hold.
     Hold(bool),
+    /// Stop the bot talking now: drop queued audio and what is left to say (like a barge-in,
+    /// without telling the dialog the caller spoke).
+    Clear,
     /// Report the call's current state.
     Snapshot(oneshot::Sender<CallSnapshot>),
     /// An external bot (the app WebSocket) takes over the conversation (`true`) or gives it

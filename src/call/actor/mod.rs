@@ -383,11 +383,9 @@ impl Actor {
         }
     }
 
-    /// The caller talks over the bot: in this same tick, clear the far end's buffer, drop our
-    /// queued audio, cancel synthesis, and record what was heard.
-    fn barge_in(&mut self, at_ms: u64) {
-        let utterance = self.playout.current().unwrap_or_default();
-        info!(utterance, at_ms, "barge-in");
+    /// Stops the bot at once: clears the far end's buffer and ours, cancels synthesis and
+    /// what was still to be said, and records what was heard. Returns the heard text.
+    pub(super) fn stop_speaking(&mut self) -> String {
         self.send_leg(LegOut::Clear);
         let dropped_marks = self.outbound.clear();
         debug!(dropped = dropped_marks.len(), "dropped queued audio");
@@ -399,13 +397,24 @@ impl Actor {
         // What was still to be said is void; transfers and hang-ups stay.
         self.actions.retain(|a| !matches!(a, Action::Say { .. } | Action::Listen { .. } | Action::Play { .. }));
         self.sent_until = Instant::now();
-        self.emit(CallEvent::BargeIn { utterance, at_ms });
         let cut = self.playout.cut_all();
         let heard = cut.iter().map(|f| f.heard.as_str()).collect::<Vec<_>>().join(" ");
         for f in cut {
             self.record_utterance(f);
         }
-        self.state = CallState::Listening;
+        if self.hold.is_none() {
+            self.state = CallState::Listening;
+        }
+        heard
+    }
+
+    /// The caller talks over the bot: in this same tick, clear the far end's buffer, drop our
+    /// queued audio, cancel synthesis, and record what was heard.
+    fn barge_in(&mut self, at_ms: u64) {
+        let utterance = self.playout.current().unwrap_or_default();
+        info!(utterance, at_ms, "barge-in");
+        self.emit(CallEvent::BargeIn { utterance, at_ms });
+        let heard = self.stop_speaking();
         self.dialog_input(DialogInput::Interrupted { heard });
     }
 
@@ -721,6 +730,9 @@ impl Actor {
                 self.emit(CallEvent::Mute { on });
             }
             CallCommand::Hold(on) => self.set_hold(on),
+            CallCommand::Clear => {
+                self.stop_speaking();
+            }
             CallCommand::External(on) => {
                 if on != self.external {
                     self.external = on;

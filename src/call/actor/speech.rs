@@ -9,7 +9,7 @@ use crate::call::hold::HoldMusic;
 use crate::call::leg::{LegFormat, LegOut};
 use crate::call::playout::UtteranceId;
 use crate::call::state::CallState;
-use crate::dialog::{Action, DialogInput};
+use crate::dialog::DialogInput;
 use crate::speech::tts::{TtsContext, TtsEvent, TtsInput, TtsOutputFormat};
 
 impl Actor {
@@ -192,17 +192,7 @@ impl Actor {
         if on {
             info!("caller on hold");
             // Whatever the bot was saying stops; announcements sent while on hold still play.
-            self.send_leg(LegOut::Clear);
-            self.outbound.clear();
-            if let Some(mut tts) = self.tts.take() {
-                if let Some(stream) = tts.stream.take() {
-                    let _ = stream.input.try_send(TtsInput::Cancel);
-                }
-            }
-            for f in self.playout.cut_all() {
-                self.record_utterance(f);
-            }
-            self.actions.retain(|a| !matches!(a, Action::Say { .. } | Action::Listen { .. } | Action::Play { .. }));
+            self.stop_speaking();
             self.listen_deadline = None;
             self.speech_over_bot_since = None;
             self.hold = Some(HoldMusic::new(self.outbound.rate()));
