@@ -129,7 +129,8 @@ impl Default for LlmConfig {
 impl LlmConfig {
     /// Whether LLM mode can be used (`base_url` and `model` set).
     pub fn is_configured(&self) -> bool {
-        self.base_url.as_deref().is_some_and(|s| !s.is_empty()) && self.model.as_deref().is_some_and(|s| !s.is_empty())
+        self.base_url.as_deref().is_some_and(|s| !s.is_empty())
+            && self.model.as_deref().is_some_and(|s| !s.is_empty())
     }
 }
 
@@ -162,7 +163,9 @@ pub enum LlmError {
     NotConfigured(String),
     #[error("could not reach the language model server: {0}")]
     Connect(String),
-    #[error("the language model server rejected our credentials (HTTP {status}); check llm.api_key")]
+    #[error(
+        "the language model server rejected our credentials (HTTP {status}); check llm.api_key"
+    )]
     Unauthorized { status: u16 },
     #[error("the language model server is rate limiting us (HTTP 429){}", retry_hint(*.retry_after_secs))]
     RateLimited { retry_after_secs: Option<u64> },
@@ -183,7 +186,8 @@ pub enum LlmError {
 }
 
 fn retry_hint(secs: Option<u64>) -> String {
-    secs.map(|s| format!("; retry after {s} s")).unwrap_or_default()
+    secs.map(|s| format!("; retry after {s} s"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -192,9 +196,15 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_key() {
-        let c = LlmConfig { api_key: Some("sk-sekrit".into()), ..Default::default() };
+        let c = LlmConfig {
+            api_key: Some("sk-sekrit".into()),
+            ..Default::default()
+        };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("sk-sekrit") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("sk-sekrit") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -210,7 +220,10 @@ mod tests {
     #[test]
     fn errors_read_well() {
         assert_eq!(
-            LlmError::RateLimited { retry_after_secs: Some(7) }.to_string(),
+            LlmError::RateLimited {
+                retry_after_secs: Some(7)
+            }
+            .to_string(),
             "the language model server is rate limiting us (HTTP 429); retry after 7 s"
         );
         assert_eq!(

@@ -36,7 +36,11 @@ pub enum Step {
 pub enum Reply {
     Stream(Vec<Step>),
     /// An OpenAI error body with this status, and a `Retry-After` header when given.
-    Status { status: u16, message: String, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// Accepts the request and never answers.
     Hang,
 }
@@ -95,7 +99,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { api_key: Some("chat-test-key".to_owned()), lookup_answer: json!({"found": true}) }
+        Self {
+            api_key: Some("chat-test-key".to_owned()),
+            lookup_answer: json!({"found": true}),
+        }
     }
 }
 
@@ -140,7 +147,11 @@ impl FakeChat {
 
     /// Completion request bodies, in order.
     pub fn requests(&self) -> Vec<Value> {
-        self.shared.requests.lock().expect("fake state lock").clone()
+        self.shared
+            .requests
+            .lock()
+            .expect("fake state lock")
+            .clone()
     }
 
     /// Lookup webhook bodies, in order.
@@ -157,12 +168,23 @@ impl FakeChat {
 fn error(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).expect("test gives a valid status");
     let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
-async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Some(k) = &shared.options.api_key {
-        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if auth != Some(&format!("Bearer {k}")) {
             return error(401, "Incorrect API key provided");
         }
@@ -171,19 +193,33 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         return error(400, "body is not JSON");
     };
     if req["stream"] != json!(true) || !req["messages"].is_array() || !req["model"].is_string() {
-        return error(400, "this fake wants a streamed request with model and messages");
+        return error(
+            400,
+            "this fake wants a streamed request with model and messages",
+        );
     }
     shared.requests.lock().expect("fake state lock").push(req);
     let reply = {
         let mut script = shared.script.lock().expect("fake state lock");
-        if script.len() > 1 { script.pop_front() } else { script.front().cloned() }
+        if script.len() > 1 {
+            script.pop_front()
+        } else {
+            script.front().cloned()
+        }
     };
     let steps = match reply {
         None => return error(500, "the fake has no script"),
-        Some(Reply::Status { status, message, retry_after }) => {
+        Some(Reply::Status {
+            status,
+            message,
+            retry_after,
+        }) => {
             let mut resp = error(status, &message);
             if let Some(s) = retry_after {
-                resp.headers_mut().insert(header::RETRY_AFTER, s.to_string().parse().expect("digits are a valid header"));
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    s.to_string().parse().expect("digits are a valid header"),
+                );
             }
             return resp;
         }
@@ -210,7 +246,9 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
                     }
                 }
                 Step::Abort => {
-                    let _ = tx.send(Err(std::io::Error::other("fake breaks the stream off"))).await;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("fake breaks the stream off")))
+                        .await;
                     return;
                 }
             };
@@ -222,8 +260,14 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response()
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn lookup(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -231,6 +275,10 @@ async fn lookup(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         return error(400, "body is not JSON");
     };
     shared.lookups.lock().expect("fake state lock").push(req);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], shared.options.lookup_answer.to_string())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        shared.options.lookup_answer.to_string(),
+    )
         .into_response()
 }

@@ -32,7 +32,10 @@ pub(super) struct Inner {
 
 impl std::fmt::Debug for LlmClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmClient").field("url", &self.inner.url.as_str()).field("model", &self.inner.model).finish()
+        f.debug_struct("LlmClient")
+            .field("url", &self.inner.url.as_str())
+            .field("model", &self.inner.model)
+            .finish()
     }
 }
 
@@ -44,12 +47,16 @@ impl LlmClient {
             config.base_url.as_deref().filter(|s| !s.is_empty()),
             config.model.as_deref().filter(|s| !s.is_empty()),
         ) else {
-            return Err(LlmError::NotConfigured("set llm.base_url and llm.model".to_owned()));
+            return Err(LlmError::NotConfigured(
+                "set llm.base_url and llm.model".to_owned(),
+            ));
         };
         let url = chat_url(base_url)?;
         let api_key = config.api_key.clone().filter(|k| !k.is_empty());
         if url.host_str() == Some("api.openai.com") && api_key.is_none() {
-            return Err(LlmError::NotConfigured("api.openai.com needs llm.api_key".to_owned()));
+            return Err(LlmError::NotConfigured(
+                "api.openai.com needs llm.api_key".to_owned(),
+            ));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -85,7 +92,11 @@ impl LlmClient {
 impl Inner {
     /// Sends one streamed completion request; `Ok` once the server accepted it (2xx with an
     /// event stream), so the body can be read.
-    pub async fn start(&self, messages: &[ChatMessage], last_round: bool) -> Result<reqwest::Response, LlmError> {
+    pub async fn start(
+        &self,
+        messages: &[ChatMessage],
+        last_round: bool,
+    ) -> Result<reqwest::Response, LlmError> {
         let body = ChatRequest {
             model: &self.model,
             messages,
@@ -94,22 +105,40 @@ impl Inner {
             max_tokens: self.max_tokens,
             tools: self.tools.specs(last_round),
         };
-        let mut req = self.http.post(self.url.clone()).header(ACCEPT, "text/event-stream").json(&body);
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .json(&body);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
         }
-        debug!(messages = messages.len(), last_round, "chat completion request");
+        debug!(
+            messages = messages.len(),
+            last_round, "chat completion request"
+        );
         let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() { LlmError::Timeout("the response") } else { LlmError::Connect(error_chain(&e)) }
+            if e.is_timeout() {
+                LlmError::Timeout("the response")
+            } else {
+                LlmError::Connect(error_chain(&e))
+            }
         })?;
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         if !ct.is_empty() && !ct.starts_with("text/event-stream") {
             let body = resp.text().await.unwrap_or_default();
             let snippet: String = body.chars().take(120).collect();
-            return Err(LlmError::Protocol(format!("expected an event stream, got {ct}: {snippet}")));
+            return Err(LlmError::Protocol(format!(
+                "expected an event stream, got {ct}: {snippet}"
+            )));
         }
         Ok(resp)
     }
@@ -118,9 +147,13 @@ impl Inner {
 /// `{base}/v1/chat/completions`, whether or not `base` already ends in `/v1`, keeping any
 /// path prefix a proxy needs.
 fn chat_url(base: &str) -> Result<reqwest::Url, LlmError> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| LlmError::NotConfigured(format!("llm.base_url: {e}")))?;
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| LlmError::NotConfigured(format!("llm.base_url: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(LlmError::NotConfigured(format!("llm.base_url: scheme `{}` is not http(s)", url.scheme())));
+        return Err(LlmError::NotConfigured(format!(
+            "llm.base_url: scheme `{}` is not http(s)",
+            url.scheme()
+        )));
     }
     let prefix = url.path().trim_end_matches('/').to_owned();
     let path = if prefix.ends_with("/v1") {
@@ -180,11 +213,26 @@ mod tests {
     #[test]
     fn chat_url_with_and_without_v1() {
         let u = |b| chat_url(b).unwrap().to_string();
-        assert_eq!(u("http://127.0.0.1:8080"), "http://127.0.0.1:8080/v1/chat/completions");
-        assert_eq!(u("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/v1/chat/completions");
-        assert_eq!(u("https://api.openai.com/v1"), "https://api.openai.com/v1/chat/completions");
-        assert_eq!(u("http://gpu:8000/v1/"), "http://gpu:8000/v1/chat/completions");
-        assert_eq!(u("https://proxy.example/openai"), "https://proxy.example/openai/v1/chat/completions");
+        assert_eq!(
+            u("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            u("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            u("https://api.openai.com/v1"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            u("http://gpu:8000/v1/"),
+            "http://gpu:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            u("https://proxy.example/openai"),
+            "https://proxy.example/openai/v1/chat/completions"
+        );
         assert!(chat_url("ftp://x").is_err());
         assert!(chat_url("nonsense").is_err());
     }
@@ -192,10 +240,15 @@ mod tests {
     #[test]
     fn client_needs_base_url_model_and_a_key_for_the_official_api() {
         let mut c = LlmConfig::default();
-        assert!(matches!(LlmClient::new(&c), Err(LlmError::NotConfigured(_))));
+        assert!(matches!(
+            LlmClient::new(&c),
+            Err(LlmError::NotConfigured(_))
+        ));
         c.base_url = Some("https://api.openai.com".into());
         c.model = Some("gpt-4o-mini".into());
-        assert!(matches!(LlmClient::new(&c), Err(LlmError::NotConfigured(m)) if m.contains("api_key")));
+        assert!(
+            matches!(LlmClient::new(&c), Err(LlmError::NotConfigured(m)) if m.contains("api_key"))
+        );
         c.api_key = Some("k".into());
         assert!(LlmClient::new(&c).is_ok());
         c.base_url = Some("http://127.0.0.1:8080".into());

@@ -41,7 +41,11 @@ pub struct SentenceSplitter {
 impl SentenceSplitter {
     /// `max_chars` is the length after which a clause break ends a sentence (at least 20).
     pub fn new(max_chars: usize) -> Self {
-        Self { buf: String::new(), scanned: 0, max_chars: max_chars.max(20) }
+        Self {
+            buf: String::new(),
+            scanned: 0,
+            max_chars: max_chars.max(20),
+        }
     }
 
     /// Adds model text; returns the sentences it completed, in order.
@@ -88,7 +92,10 @@ impl SentenceSplitter {
 
     fn sentence_end(&mut self) -> Option<usize> {
         let buf = self.buf.as_str();
-        let mut chars = buf[self.scanned..].char_indices().map(|(i, c)| (i + self.scanned, c)).peekable();
+        let mut chars = buf[self.scanned..]
+            .char_indices()
+            .map(|(i, c)| (i + self.scanned, c))
+            .peekable();
         while let Some((i, c)) = chars.next() {
             if c == '\n' {
                 return Some(i + 1);
@@ -130,13 +137,16 @@ impl SentenceSplitter {
     /// Whether the `.` at byte `dot` ends a sentence, judging by the word before it.
     fn period_ends_sentence(&self, dot: usize) -> bool {
         let before = &self.buf[..dot];
-        let word_start = before.rfind(|c: char| c.is_whitespace() || c == '(' || c == '"').map_or(0, |i| i + 1);
+        let word_start = before
+            .rfind(|c: char| c.is_whitespace() || c == '(' || c == '"')
+            .map_or(0, |i| i + 1);
         let word = &before[word_start..];
         if word.is_empty() {
             return true;
         }
         // An initial ("J. Smith") or a dotted abbreviation ("e.g.", "p.m.").
-        if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) || word.contains('.') {
+        if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) || word.contains('.')
+        {
             return false;
         }
         if ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(word)) {
@@ -162,7 +172,10 @@ impl SentenceSplitter {
             return clause;
         }
         if buf.chars().count() > 2 * self.max_chars {
-            return buf.rfind(char::is_whitespace).filter(|&i| i > 0).map(|i| i + 1);
+            return buf
+                .rfind(char::is_whitespace)
+                .filter(|&i| i > 0)
+                .map(|i| i + 1);
         }
         None
     }
@@ -234,8 +247,14 @@ mod tests {
     #[test]
     fn abbreviations_initials_and_dotted_words_do_not_end_sentences() {
         assert_eq!(
-            whole("Dr. Smith and Mrs. Jones see you at 5 p.m. today. J. R. Tolkien wrote it, e.g. here. Done."),
-            vec!["Dr. Smith and Mrs. Jones see you at 5 p.m. today.", "J. R. Tolkien wrote it, e.g. here.", "Done."]
+            whole(
+                "Dr. Smith and Mrs. Jones see you at 5 p.m. today. J. R. Tolkien wrote it, e.g. here. Done."
+            ),
+            vec![
+                "Dr. Smith and Mrs. Jones see you at 5 p.m. today.",
+                "J. R. Tolkien wrote it, e.g. here.",
+                "Done."
+            ]
         );
     }
 
@@ -245,23 +264,26 @@ mod tests {
         assert_eq!(out, vec![(3, "It costs 3.5 dollars.".to_string())]);
         assert_eq!(rest.as_deref(), Some("Version 2.0 is out"));
         // A number at the end of a sentence still ends it.
-        assert_eq!(whole("I counted 12. Then I stopped."), vec!["I counted 12.", "Then I stopped."]);
+        assert_eq!(
+            whole("I counted 12. Then I stopped."),
+            vec!["I counted 12.", "Then I stopped."]
+        );
     }
 
     #[test]
     fn list_numbers_stay_with_their_item() {
-        assert_eq!(whole("Steps:\n1. Open the app.\n2. Tap call."), vec!["Steps:", "1. Open the app.", "2. Tap call."]);
+        assert_eq!(
+            whole("Steps:\n1. Open the app.\n2. Tap call."),
+            vec!["Steps:", "1. Open the app.", "2. Tap call."]
+        );
     }
 
     #[test]
     fn closers_and_runs_stay_with_the_sentence() {
-        assert_eq!(whole("He said \"no.\" Wait... what?! (Really.) Ok"), vec![
-            "He said \"no.\"",
-            "Wait...",
-            "what?!",
-            "(Really.)",
-            "Ok"
-        ]);
+        assert_eq!(
+            whole("He said \"no.\" Wait... what?! (Really.) Ok"),
+            vec!["He said \"no.\"", "Wait...", "what?!", "(Really.)", "Ok"]
+        );
     }
 
     #[test]
@@ -281,13 +303,19 @@ mod tests {
 
     #[test]
     fn markdown_is_not_spoken() {
-        assert_eq!(whole("## Hours\n- **Mon**: 9 to 5\n* `Sat`: closed"), vec!["Hours", "Mon: 9 to 5", "Sat: closed"]);
+        assert_eq!(
+            whole("## Hours\n- **Mon**: 9 to 5\n* `Sat`: closed"),
+            vec!["Hours", "Mon: 9 to 5", "Sat: closed"]
+        );
         assert_eq!(speakable("  a   b\n c "), "a b c");
     }
 
     #[test]
     fn multibyte_text_and_cjk_stops() {
-        assert_eq!(whole("Ça va… très bien. 你好。再见"), vec!["Ça va…", "très bien.", "你好。", "再见"]);
+        assert_eq!(
+            whole("Ça va… très bien. 你好。再见"),
+            vec!["Ça va…", "très bien.", "你好。", "再见"]
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use tracing::{Instrument, debug, trace, warn};
 use super::LlmError;
 use super::client::{LlmClient, error_chain};
 use super::sentences::SentenceSplitter;
-use super::wire::{ChatMessage, FinishReason, SseDecoder, SseItem, StreamEvent, ToolCall, ToolCallAssembler};
+use super::wire::{
+    ChatMessage, FinishReason, SseDecoder, SseItem, StreamEvent, ToolCall, ToolCallAssembler,
+};
 use crate::dialog::Action;
 
 /// Outputs of one answer. The actor reads them as they come; a sentence is ready for TTS.
@@ -80,9 +82,16 @@ impl LlmSession {
     pub fn new(client: LlmClient, system_prompt: String) -> Self {
         let mut history = Vec::new();
         if !system_prompt.trim().is_empty() {
-            history.push(ChatMessage::System { content: system_prompt });
+            history.push(ChatMessage::System {
+                content: system_prompt,
+            });
         }
-        Self { client, history, live: None, view: Vec::new() }
+        Self {
+            client,
+            history,
+            live: None,
+            view: Vec::new(),
+        }
     }
 
     /// Starts answering `user_text`; replaces (cancels) any answer in progress, keeping what
@@ -90,12 +99,21 @@ impl LlmSession {
     /// less). Outputs of the replaced answer still queued in its receiver are stale.
     pub fn respond(&mut self, user_text: &str) -> mpsc::Receiver<LlmOutput> {
         self.close_turn(None);
-        self.history.push(ChatMessage::User { content: user_text.trim().to_owned() });
+        self.history.push(ChatMessage::User {
+            content: user_text.trim().to_owned(),
+        });
         let (tx, rx) = mpsc::channel(OUTPUT_CAPACITY);
         let log = Arc::new(Mutex::new(TurnLog::default()));
-        let answer = Answer { client: self.client.clone(), log: Arc::clone(&log), tx };
+        let answer = Answer {
+            client: self.client.clone(),
+            log: Arc::clone(&log),
+            tx,
+        };
         let task = tokio::spawn(answer.run(self.history.clone()).in_current_span());
-        self.live = Some(LiveTurn { log, task: task.abort_handle() });
+        self.live = Some(LiveTurn {
+            log,
+            task: task.abort_handle(),
+        });
         rx
     }
 
@@ -119,7 +137,12 @@ impl LlmSession {
         self.view.clear();
         self.view.extend_from_slice(&self.history);
         if let Some(live) = &self.live {
-            self.view.extend(live.log.lock().expect("turn log lock is never held across a panic").messages());
+            self.view.extend(
+                live.log
+                    .lock()
+                    .expect("turn log lock is never held across a panic")
+                    .messages(),
+            );
         }
         &self.view
     }
@@ -129,7 +152,11 @@ impl LlmSession {
         // Takes effect at the task's next await; nothing it does after that is recorded here,
         // because the log is read now.
         live.task.abort();
-        let said = live.log.lock().expect("turn log lock is never held across a panic").messages();
+        let said = live
+            .log
+            .lock()
+            .expect("turn log lock is never held across a panic")
+            .messages();
         match heard {
             Some(heard) => {
                 debug!(heard_chars = heard.len(), "answer interrupted");
@@ -157,7 +184,11 @@ fn keep_heard(said: Vec<ChatMessage>, heard: &str) -> Vec<ChatMessage> {
     let mut at = 0;
     let mut out = Vec::with_capacity(said.len());
     for msg in said {
-        let ChatMessage::Assistant { content, tool_calls } = msg else {
+        let ChatMessage::Assistant {
+            content,
+            tool_calls,
+        } = msg
+        else {
             out.push(msg);
             continue;
         };
@@ -176,7 +207,10 @@ fn keep_heard(said: Vec<ChatMessage>, heard: &str) -> Vec<ChatMessage> {
             }
         });
         if content.is_some() || !tool_calls.is_empty() {
-            out.push(ChatMessage::Assistant { content, tool_calls });
+            out.push(ChatMessage::Assistant {
+                content,
+                tool_calls,
+            });
         }
     }
     out
@@ -214,13 +248,24 @@ impl Answer {
             let mut results = Vec::with_capacity(calls.len());
             let mut actions = Vec::new();
             for call in &calls {
-                let run = inner.tools.run(call, !last_round).await;
-                results.push(ChatMessage::Tool { tool_call_id: call.id.clone(), content: run.result });
+                let run = self
+                    .unless_closed(inner.tools.run(call, !last_round))
+                    .await?;
+                results.push(ChatMessage::Tool {
+                    tool_call_id: call.id.clone(),
+                    content: run.result,
+                });
                 actions.extend(run.action);
             }
             let round_messages = {
-                let mut log = self.log.lock().expect("turn log lock is never held across a panic");
-                let mut m = vec![ChatMessage::Assistant { content: log.take_spoken(), tool_calls: calls }];
+                let mut log = self
+                    .log
+                    .lock()
+                    .expect("turn log lock is never held across a panic");
+                let mut m = vec![ChatMessage::Assistant {
+                    content: log.take_spoken(),
+                    tool_calls: calls,
+                }];
                 m.extend(results);
                 log.rounds.extend_from_slice(&m);
                 m
@@ -237,11 +282,19 @@ impl Answer {
     }
 
     /// Streams one completion: speaks its sentences as they complete, returns its tool calls.
-    async fn stream_round(&self, messages: &[ChatMessage], last_round: bool) -> Result<Vec<ToolCall>, LlmError> {
+    async fn stream_round(
+        &self,
+        messages: &[ChatMessage],
+        last_round: bool,
+    ) -> Result<Vec<ToolCall>, LlmError> {
         let inner = &self.client.inner;
         let first_deadline = Instant::now() + inner.first_token_timeout;
-        let resp = timeout_at(first_deadline, inner.start(messages, last_round))
-            .await
+        let resp = self
+            .unless_closed(timeout_at(
+                first_deadline,
+                inner.start(messages, last_round),
+            ))
+            .await?
             .map_err(|_| LlmError::Timeout("the first token"))??;
         let mut body = resp.bytes_stream();
         let mut sse = SseDecoder::default();
@@ -254,9 +307,17 @@ impl Answer {
         let mut malformed = 0usize;
         let mut deadline = first_deadline;
         while !done {
-            let what = if answered { "the next token" } else { "the first token" };
-            let next = timeout_at(deadline, futures_util::StreamExt::next(&mut body))
-                .await
+            let what = if answered {
+                "the next token"
+            } else {
+                "the first token"
+            };
+            let next = self
+                .unless_closed(timeout_at(
+                    deadline,
+                    futures_util::StreamExt::next(&mut body),
+                ))
+                .await?
                 .map_err(|_| LlmError::Timeout(what))?;
             let ended = match next {
                 None => {
@@ -280,7 +341,9 @@ impl Answer {
                 };
                 let chunk = match serde_json::from_str::<StreamEvent>(&data) {
                     Ok(StreamEvent::Chunk(c)) => c,
-                    Ok(StreamEvent::Error { error }) => return Err(LlmError::Server(error.message)),
+                    Ok(StreamEvent::Error { error }) => {
+                        return Err(LlmError::Server(error.message));
+                    }
                     Err(e) => {
                         malformed += 1;
                         let snippet: String = data.chars().take(80).collect();
@@ -288,7 +351,9 @@ impl Answer {
                         continue;
                     }
                 };
-                let Some(choice) = chunk.choices.into_iter().next() else { continue };
+                let Some(choice) = chunk.choices.into_iter().next() else {
+                    continue;
+                };
                 if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                     answered = true;
                     for sentence in splitter.push(&text) {
@@ -312,10 +377,14 @@ impl Answer {
         }
         if !done && finish.is_none() {
             // What was not a whole sentence yet is not spoken: it would end mid-thought.
-            return Err(LlmError::Broken("the stream ended before the answer was complete".to_owned()));
+            return Err(LlmError::Broken(
+                "the stream ended before the answer was complete".to_owned(),
+            ));
         }
         if !answered && malformed > 0 {
-            return Err(LlmError::Protocol(format!("{malformed} unreadable stream events and no answer")));
+            return Err(LlmError::Protocol(format!(
+                "{malformed} unreadable stream events and no answer"
+            )));
         }
         if finish == Some(FinishReason::Length) {
             warn!("answer cut off by llm.max_tokens");
@@ -328,11 +397,30 @@ impl Answer {
 
     async fn say(&self, sentence: String) -> Result<(), LlmError> {
         trace!(%sentence, "llm sentence");
-        self.tx.send(LlmOutput::Sentence(sentence.clone())).await.map_err(|_| LlmError::Closed)?;
+        self.tx
+            .send(LlmOutput::Sentence(sentence.clone()))
+            .await
+            .map_err(|_| LlmError::Closed)?;
         // Recorded right after the send completes, in the same poll: an abort cannot fall
         // between the two.
-        self.log.lock().expect("turn log lock is never held across a panic").spoken.push(sentence);
+        self.log
+            .lock()
+            .expect("turn log lock is never held across a panic")
+            .spoken
+            .push(sentence);
         Ok(())
+    }
+
+    /// Runs `work` unless the receiver goes away first: then the work (an HTTP request, a
+    /// body read) is dropped, which closes its connection.
+    async fn unless_closed<T>(&self, work: impl Future<Output = T>) -> Result<T, LlmError> {
+        tokio::select! {
+            out = work => Ok(out),
+            () = self.tx.closed() => {
+                debug!("answer no longer wanted; stopping its request");
+                Err(LlmError::Closed)
+            }
+        }
     }
 
     async fn send(&self, out: LlmOutput) -> Result<(), LlmError> {
@@ -351,37 +439,61 @@ mod tests {
             tool_calls: vec![ToolCall {
                 id: "c1".into(),
                 kind: ToolKind::Function,
-                function: FunctionCall { name: "lookup".into(), arguments: "{}".into() },
+                function: FunctionCall {
+                    name: "lookup".into(),
+                    arguments: "{}".into(),
+                },
             }],
         }
     }
 
     fn result() -> ChatMessage {
-        ChatMessage::Tool { tool_call_id: "c1".into(), content: "{}".into() }
+        ChatMessage::Tool {
+            tool_call_id: "c1".into(),
+            content: "{}".into(),
+        }
     }
 
     #[test]
     fn heard_prefix_is_kept_and_the_rest_dropped() {
-        let said = vec![ChatMessage::assistant_text("Our hours are nine to five. We are closed on Sundays.")];
+        let said = vec![ChatMessage::assistant_text(
+            "Our hours are nine to five. We are closed on Sundays.",
+        )];
         assert_eq!(
             keep_heard(said.clone(), "Our hours are nine"),
             vec![ChatMessage::assistant_text("Our hours are nine")]
         );
-        assert_eq!(keep_heard(said.clone(), "Our hours are nine to five. We are closed on Sundays."), said);
+        assert_eq!(
+            keep_heard(
+                said.clone(),
+                "Our hours are nine to five. We are closed on Sundays."
+            ),
+            said
+        );
         assert!(keep_heard(said, "  ").is_empty());
     }
 
     #[test]
     fn tool_rounds_survive_an_interruption() {
-        let said = vec![lookup_call(), result(), ChatMessage::assistant_text("It ships tomorrow.")];
+        let said = vec![
+            lookup_call(),
+            result(),
+            ChatMessage::assistant_text("It ships tomorrow."),
+        ];
         // Heard the first round and part of the answer.
         assert_eq!(
             keep_heard(said.clone(), "Let me check. It ships"),
-            vec![lookup_call(), result(), ChatMessage::assistant_text("It ships")]
+            vec![
+                lookup_call(),
+                result(),
+                ChatMessage::assistant_text("It ships")
+            ]
         );
         // Heard nothing: the calls stay, without words.
         let kept = keep_heard(said, "");
         assert_eq!(kept.len(), 2);
-        assert!(matches!(&kept[0], ChatMessage::Assistant { content: None, tool_calls } if tool_calls.len() == 1));
+        assert!(
+            matches!(&kept[0], ChatMessage::Assistant { content: None, tool_calls } if tool_calls.len() == 1)
+        );
     }
 }

@@ -68,7 +68,10 @@ pub(super) struct ToolRun {
 
 impl ToolRun {
     fn error(message: impl std::fmt::Display) -> Self {
-        Self { result: json!({ "error": message.to_string() }).to_string(), action: None }
+        Self {
+            result: json!({ "error": message.to_string() }).to_string(),
+            action: None,
+        }
     }
 }
 
@@ -94,7 +97,8 @@ impl Tools {
         lookup_url: Option<&str>,
         lookup_timeout: Duration,
     ) -> Result<Self, LlmError> {
-        let mut department = json!({"type": "string", "description": "The department to transfer to."});
+        let mut department =
+            json!({"type": "string", "description": "The department to transfer to."});
         if !departments.is_empty() {
             department["enum"] = json!(departments);
         }
@@ -119,30 +123,57 @@ impl Tools {
                     "Look up facts about the caller's question (orders, accounts, opening hours) in the company's systems.",
                     json!({"type": "object", "properties": {"query": {"type": "string", "description": "What to look up, in a few words."}}, "required": ["query"]}),
                 ));
-                Some(Lookup { http, url, timeout: lookup_timeout })
+                Some(Lookup {
+                    http,
+                    url,
+                    timeout: lookup_timeout,
+                })
             }
             None => None,
         };
-        Ok(Self { all, terminal, departments, lookup })
+        Ok(Self {
+            all,
+            terminal,
+            departments,
+            lookup,
+        })
     }
 
     pub fn specs(&self, last_round: bool) -> &[ToolSpec] {
-        if last_round { &self.terminal } else { &self.all }
+        if last_round {
+            &self.terminal
+        } else {
+            &self.all
+        }
     }
 
     /// Runs one call. `allow_lookup` is false on the last round: the budget is spent.
     pub async fn run(&self, call: &ToolCall, allow_lookup: bool) -> ToolRun {
-        let args = if call.function.arguments.trim().is_empty() { "{}" } else { call.function.arguments.as_str() };
+        let args = if call.function.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            call.function.arguments.as_str()
+        };
         match ToolName::parse(&call.function.name) {
-            Some(ToolName::TransferToDepartment) => match serde_json::from_str::<TransferArgs>(args) {
-                Ok(a) => self.transfer(a.department),
-                Err(e) => ToolRun::error(format!("bad arguments for transfer_to_department: {e}")),
-            },
+            Some(ToolName::TransferToDepartment) => {
+                match serde_json::from_str::<TransferArgs>(args) {
+                    Ok(a) => self.transfer(a.department),
+                    Err(e) => {
+                        ToolRun::error(format!("bad arguments for transfer_to_department: {e}"))
+                    }
+                }
+            }
             Some(ToolName::HangUp) => match serde_json::from_str::<HangUpArgs>(args) {
                 Ok(a) => {
-                    let reason = a.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "caller is done".to_owned());
+                    let reason = a
+                        .reason
+                        .filter(|r| !r.trim().is_empty())
+                        .unwrap_or_else(|| "caller is done".to_owned());
                     info!(%reason, "model hangs up");
-                    ToolRun { result: json!({"status": "ending the call"}).to_string(), action: Some(Action::Hangup { reason }) }
+                    ToolRun {
+                        result: json!({"status": "ending the call"}).to_string(),
+                        action: Some(Action::Hangup { reason }),
+                    }
                 }
                 Err(e) => ToolRun::error(format!("bad arguments for hang_up: {e}")),
             },
@@ -151,7 +182,9 @@ impl Tools {
                     Ok(a) => lookup.ask(&a.query).await,
                     Err(e) => ToolRun::error(format!("bad arguments for lookup: {e}")),
                 },
-                (Some(_), false) => ToolRun::error("no more lookups for this question; answer with what you know"),
+                (Some(_), false) => {
+                    ToolRun::error("no more lookups for this question; answer with what you know")
+                }
                 (None, _) => ToolRun::error("lookup is not available"),
             },
             None => {
@@ -165,7 +198,11 @@ impl Tools {
         let department = if self.departments.is_empty() {
             department.trim().to_owned()
         } else {
-            match self.departments.iter().find(|d| d.eq_ignore_ascii_case(department.trim())) {
+            match self
+                .departments
+                .iter()
+                .find(|d| d.eq_ignore_ascii_case(department.trim()))
+            {
                 Some(d) => d.clone(),
                 None => {
                     return ToolRun::error(format!(
@@ -187,14 +224,24 @@ impl Tools {
 }
 
 fn spec(name: &'static str, description: &'static str, parameters: serde_json::Value) -> ToolSpec {
-    ToolSpec { kind: ToolKind::Function, function: FunctionSpec { name, description, parameters } }
+    ToolSpec {
+        kind: ToolKind::Function,
+        function: FunctionSpec {
+            name,
+            description,
+            parameters,
+        },
+    }
 }
 
 impl Lookup {
     async fn ask(&self, query: &str) -> ToolRun {
         debug!(%query, "lookup webhook");
         match self.fetch(query).await {
-            Ok(answer) => ToolRun { result: answer, action: None },
+            Ok(answer) => ToolRun {
+                result: answer,
+                action: None,
+            },
             Err(reason) => {
                 warn!(%query, %reason, "lookup failed");
                 ToolRun::error(format!("lookup failed: {reason}"))
@@ -211,12 +258,21 @@ impl Lookup {
             .json(&LookupRequest { query })
             .send()
             .await
-            .map_err(|e| if e.is_timeout() { "timed out".to_owned() } else { super::client::error_chain(&e) })?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    super::client::error_chain(&e)
+                }
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
-        let body = resp.bytes().await.map_err(|e| super::client::error_chain(&e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| super::client::error_chain(&e))?;
         if body.len() > MAX_LOOKUP_BYTES {
             return Err(format!("answer too large ({} bytes)", body.len()));
         }
@@ -236,7 +292,10 @@ mod tests {
         ToolCall {
             id: "c".into(),
             kind: ToolKind::Function,
-            function: FunctionCall { name: name.into(), arguments: args.into() },
+            function: FunctionCall {
+                name: name.into(),
+                arguments: args.into(),
+            },
         }
     }
 
@@ -248,30 +307,73 @@ mod tests {
     #[tokio::test]
     async fn transfer_and_hang_up_become_actions() {
         let t = tools(&[]);
-        let run = t.run(&call("transfer_to_department", r#"{"department":"billing"}"#), true).await;
-        assert_eq!(run.action, Some(Action::TransferToDepartment { department: "billing".into() }));
+        let run = t
+            .run(
+                &call("transfer_to_department", r#"{"department":"billing"}"#),
+                true,
+            )
+            .await;
+        assert_eq!(
+            run.action,
+            Some(Action::TransferToDepartment {
+                department: "billing".into()
+            })
+        );
         let run = t.run(&call("hang_up", r#"{"reason":"bye"}"#), true).await;
-        assert_eq!(run.action, Some(Action::Hangup { reason: "bye".into() }));
+        assert_eq!(
+            run.action,
+            Some(Action::Hangup {
+                reason: "bye".into()
+            })
+        );
         let run = t.run(&call("hang_up", ""), true).await;
-        assert_eq!(run.action, Some(Action::Hangup { reason: "caller is done".into() }));
+        assert_eq!(
+            run.action,
+            Some(Action::Hangup {
+                reason: "caller is done".into()
+            })
+        );
     }
 
     #[tokio::test]
     async fn known_departments_are_enforced_case_insensitively() {
         let t = tools(&["Billing", "Support"]);
-        let run = t.run(&call("transfer_to_department", r#"{"department":"billing"}"#), true).await;
-        assert_eq!(run.action, Some(Action::TransferToDepartment { department: "Billing".into() }));
-        let run = t.run(&call("transfer_to_department", r#"{"department":"sales"}"#), true).await;
+        let run = t
+            .run(
+                &call("transfer_to_department", r#"{"department":"billing"}"#),
+                true,
+            )
+            .await;
+        assert_eq!(
+            run.action,
+            Some(Action::TransferToDepartment {
+                department: "Billing".into()
+            })
+        );
+        let run = t
+            .run(
+                &call("transfer_to_department", r#"{"department":"sales"}"#),
+                true,
+            )
+            .await;
         assert_eq!(run.action, None);
         assert!(run.result.contains("Billing, Support"), "{}", run.result);
         let spec = serde_json::to_value(&t.specs(false)[0]).unwrap();
-        assert_eq!(spec["function"]["parameters"]["properties"]["department"]["enum"], json!(["Billing", "Support"]));
+        assert_eq!(
+            spec["function"]["parameters"]["properties"]["department"]["enum"],
+            json!(["Billing", "Support"])
+        );
     }
 
     #[tokio::test]
     async fn bad_calls_become_error_results_for_the_model() {
         let t = tools(&[]);
-        for (name, args) in [("transfer_to_department", "{\"dept\":1}"), ("hang_up", "not json"), ("fly", "{}"), ("lookup", "{}")] {
+        for (name, args) in [
+            ("transfer_to_department", "{\"dept\":1}"),
+            ("hang_up", "not json"),
+            ("fly", "{}"),
+            ("lookup", "{}"),
+        ] {
             let run = t.run(&call(name, args), true).await;
             assert_eq!(run.action, None, "{name}");
             let v: serde_json::Value = serde_json::from_str(&run.result).unwrap();
@@ -281,12 +383,37 @@ mod tests {
 
     #[test]
     fn lookup_is_offered_only_when_configured_and_not_on_the_last_round() {
-        let names = |t: &Tools, last| t.specs(last).iter().map(|s| s.function.name).collect::<Vec<_>>();
+        let names = |t: &Tools, last| {
+            t.specs(last)
+                .iter()
+                .map(|s| s.function.name)
+                .collect::<Vec<_>>()
+        };
         let without = tools(&[]);
-        assert_eq!(names(&without, false), ["transfer_to_department", "hang_up"]);
-        let with = Tools::new(reqwest::Client::new(), vec![], Some("http://127.0.0.1:9/lookup"), Duration::from_secs(1)).unwrap();
-        assert_eq!(names(&with, false), ["transfer_to_department", "hang_up", "lookup"]);
+        assert_eq!(
+            names(&without, false),
+            ["transfer_to_department", "hang_up"]
+        );
+        let with = Tools::new(
+            reqwest::Client::new(),
+            vec![],
+            Some("http://127.0.0.1:9/lookup"),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&with, false),
+            ["transfer_to_department", "hang_up", "lookup"]
+        );
         assert_eq!(names(&with, true), ["transfer_to_department", "hang_up"]);
-        assert!(Tools::new(reqwest::Client::new(), vec![], Some("not a url"), Duration::from_secs(1)).is_err());
+        assert!(
+            Tools::new(
+                reqwest::Client::new(),
+                vec![],
+                Some("not a url"),
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
     }
 }

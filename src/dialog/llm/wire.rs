@@ -34,7 +34,10 @@ pub enum ChatMessage {
 
 impl ChatMessage {
     pub fn assistant_text(text: impl Into<String>) -> Self {
-        ChatMessage::Assistant { content: Some(text.into()), tool_calls: Vec::new() }
+        ChatMessage::Assistant {
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+        }
     }
 }
 
@@ -172,7 +175,10 @@ impl ToolCallAssembler {
         let call = self.calls.entry(delta.index).or_insert_with(|| ToolCall {
             id: String::new(),
             kind: ToolKind::Function,
-            function: FunctionCall { name: String::new(), arguments: String::new() },
+            function: FunctionCall {
+                name: String::new(),
+                arguments: String::new(),
+            },
         });
         if let Some(id) = delta.id.filter(|id| !id.is_empty()) {
             call.id = id;
@@ -293,9 +299,18 @@ mod tests {
 
     #[test]
     fn events_split_anywhere_are_reassembled() {
-        let text = "data: {\"a\":1}\n\n: keep-alive\r\n\r\nevent: x\ndata: caf\u{e9}\n\ndata: [DONE]\n\n".as_bytes();
+        let text =
+            "data: {\"a\":1}\n\n: keep-alive\r\n\r\nevent: x\ndata: caf\u{e9}\n\ndata: [DONE]\n\n"
+                .as_bytes();
         let whole = decode(&[text]);
-        assert_eq!(whole, vec![SseItem::Data("{\"a\":1}".into()), SseItem::Data("café".into()), SseItem::Done]);
+        assert_eq!(
+            whole,
+            vec![
+                SseItem::Data("{\"a\":1}".into()),
+                SseItem::Data("café".into()),
+                SseItem::Done
+            ]
+        );
         for cut in 1..text.len() {
             assert_eq!(decode(&[&text[..cut], &text[cut..]]), whole, "cut at {cut}");
         }
@@ -303,10 +318,10 @@ mod tests {
 
     #[test]
     fn multi_line_data_and_unterminated_last_event() {
-        assert_eq!(decode(&[b"data: a\ndata: b\n\ndata:c"]), vec![
-            SseItem::Data("a\nb".into()),
-            SseItem::Data("c".into())
-        ]);
+        assert_eq!(
+            decode(&[b"data: a\ndata: b\n\ndata:c"]),
+            vec![SseItem::Data("a\nb".into()), SseItem::Data("c".into())]
+        );
         assert!(decode(&[b"garbage without colon\n\nretry: 10\n\n"]).is_empty());
     }
 
@@ -316,15 +331,27 @@ mod tests {
             r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
         )
         .unwrap();
-        let StreamEvent::Chunk(c) = c else { panic!("a chunk") };
+        let StreamEvent::Chunk(c) = c else {
+            panic!("a chunk")
+        };
         assert_eq!(c.choices[0].delta.content.as_deref(), Some("Hi"));
-        let c: StreamEvent = serde_json::from_str(r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#).unwrap();
-        let StreamEvent::Chunk(c) = c else { panic!("a chunk") };
+        let c: StreamEvent =
+            serde_json::from_str(r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#)
+                .unwrap();
+        let StreamEvent::Chunk(c) = c else {
+            panic!("a chunk")
+        };
         assert_eq!(c.choices[0].finish_reason, Some(FinishReason::ToolCalls));
-        let e: StreamEvent = serde_json::from_str(r#"{"error":{"message":"overloaded","code":503}}"#).unwrap();
+        let e: StreamEvent =
+            serde_json::from_str(r#"{"error":{"message":"overloaded","code":503}}"#).unwrap();
         assert!(matches!(e, StreamEvent::Error { error } if error.message == "overloaded"));
-        let c: StreamEvent = serde_json::from_str(r#"{"choices":[{"delta":{"content":null},"finish_reason":"eos"}]}"#).unwrap();
-        let StreamEvent::Chunk(c) = c else { panic!("a chunk") };
+        let c: StreamEvent = serde_json::from_str(
+            r#"{"choices":[{"delta":{"content":null},"finish_reason":"eos"}]}"#,
+        )
+        .unwrap();
+        let StreamEvent::Chunk(c) = c else {
+            panic!("a chunk")
+        };
         assert_eq!(c.choices[0].finish_reason, Some(FinishReason::Other));
     }
 
@@ -343,7 +370,10 @@ mod tests {
         }
         let calls = a.finish();
         assert_eq!(calls.len(), 2);
-        assert_eq!((calls[0].id.as_str(), calls[0].function.name.as_str()), ("call_a", "lookup"));
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].function.name.as_str()),
+            ("call_a", "lookup")
+        );
         assert_eq!(calls[0].function.arguments, r#"{"query":"hours"}"#);
         assert_eq!(calls[1].function.arguments, r#"{"reason":"done"}"#);
     }
@@ -351,16 +381,24 @@ mod tests {
     #[test]
     fn messages_serialize_as_the_api_expects() {
         let msgs = vec![
-            ChatMessage::System { content: "s".into() },
+            ChatMessage::System {
+                content: "s".into(),
+            },
             ChatMessage::Assistant {
                 content: None,
                 tool_calls: vec![ToolCall {
                     id: "c1".into(),
                     kind: ToolKind::Function,
-                    function: FunctionCall { name: "lookup".into(), arguments: "{}".into() },
+                    function: FunctionCall {
+                        name: "lookup".into(),
+                        arguments: "{}".into(),
+                    },
                 }],
             },
-            ChatMessage::Tool { tool_call_id: "c1".into(), content: "{}".into() },
+            ChatMessage::Tool {
+                tool_call_id: "c1".into(),
+                content: "{}".into(),
+            },
             ChatMessage::assistant_text("ok"),
         ];
         assert_eq!(
