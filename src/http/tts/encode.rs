@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum AudioFormat {
     Wav,
+    #[serde(rename = "mulaw_8000")]
     Mulaw8000,
+    #[serde(rename = "pcm_16000")]
     Pcm16000,
     Opus,
 }
@@ -453,6 +455,15 @@ mod tests {
         enc.push(Audio::Pcm(&[0, 1000], SampleRate::HZ_8000), &mut out).unwrap();
         enc.finish(&mut out).unwrap();
         assert_eq!(out, vec![0x12, 0x34, ulaw_encode(0), ulaw_encode(1000)]);
+    }
+
+    #[test]
+    fn format_names_match_the_api() {
+        let names: Vec<String> = [AudioFormat::Wav, AudioFormat::Mulaw8000, AudioFormat::Pcm16000, AudioFormat::Opus]
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        assert_eq!(names, [r#""wav""#, r#""mulaw_8000""#, r#""pcm_16000""#, r#""opus""#]);
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! `GET /ws/tts`: streaming synthesis over a WebSocket.
 //!
 //! Query: `provider`, `tier`, `voice`, `speed`, `format` (`pcm_16000` by default; also
-//! `mulaw_8000`, `wav`, `opus`), and `api_key` for browsers (else `Authorization: Bearer`).
+//! `mulaw_8000`, `wav`, `opus`), `lead_ms`, and `api_key` for browsers (else
+//! `Authorization: Bearer`).
+//!
+//! Pacing: audio is sent at most `lead_ms` (default 300) ahead of real time, counted from the
+//! utterance's first chunk, so a `cancel` leaves at most that much audio in flight; a client
+//! that wants audio as fast as it is synthesized sets a large `lead_ms`.
 //! The socket holds one of its key's `max_concurrent_per_key` slots while open.
 //!
 //! Client -> server, JSON text frames:
@@ -14,15 +19,18 @@
 //! `started` opens an utterance, `done` (after `finish`) or `cancelled` closes it; `error`
 //! reports a failed utterance or a bad message. The binary frames of one utterance,
 //! concatenated, are one complete stream in the chosen format (a WAV header or Ogg Opus
-//! headers first). After `cancel` no further audio frame of that utterance is sent: the
-//! provider's stream is dropped before the next event is read. The socket then takes a new
-//! utterance.
+//! headers first). Once the server reads `cancel`, no further audio frame of that utterance is
+//! sent: the provider's stream is dropped before the next event is read. The socket then takes
+//! a new utterance.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 
@@ -34,6 +42,8 @@ use crate::speech::tts::{TtsEvent, TtsInput, TtsStream};
 
 /// Largest client message: the text limit plus JSON framing, checked per utterance anyway.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// How far audio may run ahead of real time unless the client says otherwise.
+const DEFAULT_LEAD_MS: u64 = 300;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +53,8 @@ pub struct WsParams {
     pub voice: Option<String>,
     pub speed: Option<f32>,
     pub format: Option<AudioFormat>,
+    /// How far ahead of real time audio may be sent (default 300 ms).
+    pub lead_ms: Option<u64>,
     /// Read by the authentication extractor.
     pub api_key: Option<String>,
 }
@@ -97,6 +109,7 @@ pub async fn tts_socket(
             speed: params.speed,
             format: params.format.unwrap_or(AudioFormat::Pcm16000),
             stop: state.shutdown.token.clone(),
+            lead: Duration::from_millis(params.lead_ms.unwrap_or(DEFAULT_LEAD_MS)),
             _permit: permit,
             next_utterance: 1,
         };
@@ -111,6 +124,7 @@ struct Session {
     speed: Option<f32>,
     format: AudioFormat,
     stop: CancellationToken,
+    lead: Duration,
     _permit: Permit,
     next_utterance: u64,
 }
@@ -121,6 +135,18 @@ struct Utterance {
     encoder: AudioEncoder,
     chars: usize,
     seq: u64,
+    /// When the first audio went out: the real-time clock the pacing follows.
+    first_audio: Option<Instant>,
+}
+
+impl Utterance {
+    /// When the next chunk may go out: `lead` before the sent audio's end in real time.
+    fn next_send(&self, lead: Duration) -> Option<Instant> {
+        let start = self.first_audio?;
+        let rate = self.encoder.rate()?;
+        let sent = rate.duration_of(self.encoder.samples_out());
+        Some(start + sent.saturating_sub(lead))
+    }
 }
 
 /// What the loop does after one step.
@@ -139,6 +165,8 @@ impl Session {
     {
         let mut active: Option<Utterance> = None;
         loop {
+            let now = Instant::now();
+            let wait = active.as_ref().and_then(|u| u.next_send(self.lead)).filter(|t| *t > now);
             // Client messages first: a `cancel` waiting beside audio must win.
             let flow = tokio::select! {
                 biased;
@@ -152,9 +180,10 @@ impl Session {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Close,
                     Some(Ok(_)) => Flow::Continue,
                 },
-                ev = async { active.as_mut().expect("branch enabled only with an utterance").stream.events.recv().await }, if active.is_some() => {
+                ev = async { active.as_mut().expect("branch enabled only with an utterance").stream.events.recv().await }, if active.is_some() && wait.is_none() => {
                     self.on_event(ev, &mut active, &mut sink).await
                 }
+                _ = tokio::time::sleep_until(wait.unwrap_or(now)), if wait.is_some() => Flow::Continue,
             };
             if let Flow::Close = flow {
                 break;
@@ -222,7 +251,7 @@ impl Session {
         if let Flow::Close = send_event(sink, &started).await {
             return Ok(None);
         }
-        Ok(Some(Utterance { id, stream, encoder, chars: 0, seq: 0 }))
+        Ok(Some(Utterance { id, stream, encoder, chars: 0, seq: 0, first_audio: None }))
     }
 
     async fn input<S: Sink<Message> + Unpin>(&mut self, active: &mut Option<Utterance>, input: TtsInput, sink: &mut S) -> Flow {
@@ -282,6 +311,7 @@ impl Session {
                 duration_ms: ms(u.encoder.samples_out()) - ms(before),
             };
             u.seq += 1;
+            u.first_audio.get_or_insert_with(Instant::now);
             if let Flow::Close = send_event(sink, &chunk).await {
                 return Flow::Close;
             }
