@@ -101,6 +101,8 @@ pub struct Caller {
     answer_started: Option<Instant>,
     last_media: Option<Instant>,
     barge_started: Option<Instant>,
+    /// When the last batch of frames went out (the wake-up time, after any delay of ours).
+    last_send: Option<Instant>,
     playout: Playout,
     outbox: Vec<String>,
     pub stats: CallStats,
@@ -122,6 +124,7 @@ impl Caller {
             answer_started: None,
             last_media: None,
             barge_started: None,
+            last_send: None,
             playout: Playout::default(),
             outbox: Vec::with_capacity(4),
             stats: CallStats::default(),
@@ -194,6 +197,7 @@ impl Caller {
             self.outbox.push(wire::media(&self.sids, seq, chunk, ts, &payload));
             self.next_frame += 1;
             self.stats.frames_sent += 1;
+            self.last_send = Some(now);
         }
     }
 
@@ -316,6 +320,11 @@ impl Caller {
         if let Some(started) = self.barge_started.take() {
             if self.measuring(started) {
                 self.stats.barge_to_clear_us.push(now.duration_since(started).as_micros() as u32);
+                // From the frame that triggered it, if the server answered within a frame: this
+                // leaves out any delay of ours in sending that frame.
+                if let Some(sent) = self.last_send {
+                    self.stats.clear_after_send_us.push(now.duration_since(sent).as_micros() as u32);
+                }
             }
         }
         // Twilio empties its buffer and returns every outstanding mark.
@@ -468,6 +477,8 @@ mod tests {
         assert!(started >= at + Duration::from_millis(100) - FRAME);
         c.on_text(started + Duration::from_millis(310), &format!(r#"{{"event":"clear","streamSid":"{}"}}"#, sids.stream));
         assert_eq!(c.stats.barge_to_clear_us, vec![310_000]);
+        let sent = c.last_send.expect("frames were sent");
+        assert_eq!(c.stats.clear_after_send_us, vec![(started + Duration::from_millis(310)).duration_since(sent).as_micros() as u32]);
         assert_eq!(c.stats.barge_attempts, 1);
     }
 

@@ -11,6 +11,8 @@ pub struct CallStats {
     pub handshake_us: Option<u32>,
     pub eos_to_audio_us: Vec<u32>,
     pub barge_to_clear_us: Vec<u32>,
+    /// `clear` arrival minus the send time of the last frame before it.
+    pub clear_after_send_us: Vec<u32>,
     pub dtmf_to_audio_us: Vec<u32>,
     /// Per bot frame: how much later it arrived than the best 20 ms schedule of its utterance.
     pub lateness_us: Vec<u32>,
@@ -92,6 +94,9 @@ pub struct Summary {
     pub handshake_ms: Dist,
     pub eos_to_first_audio_ms: Dist,
     pub barge_in_to_clear_ms: Dist,
+    /// `clear` arrival minus the send time of the last caller frame before it: the server's
+    /// time for the triggering frame when it answers within 20 ms.
+    pub clear_after_last_send_ms: Dist,
     pub dtmf_to_first_audio_ms: Dist,
     pub outbound_frame_lateness_ms: Dist,
     pub outbound_interarrival_jitter_ms: Dist,
@@ -116,6 +121,7 @@ impl Summary {
         let mut s = Summary { calls: calls.len(), ..Default::default() };
         let (mut hs, mut eos, mut barge, mut dtmf, mut late, mut ia) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut after_send = Vec::new();
         for c in calls {
             s.connected += usize::from(c.connected);
             if c.failed() {
@@ -136,6 +142,7 @@ impl Summary {
             hs.extend(c.handshake_us);
             eos.extend(c.eos_to_audio_us);
             barge.extend(c.barge_to_clear_us);
+            after_send.extend(c.clear_after_send_us);
             dtmf.extend(c.dtmf_to_audio_us);
             s.late_frames_over_20ms += c.lateness_us.iter().filter(|l| **l > 20_000).count() as u64;
             late.extend(c.lateness_us);
@@ -155,6 +162,7 @@ impl Summary {
         s.handshake_ms = Dist::of(hs);
         s.eos_to_first_audio_ms = Dist::of(eos);
         s.barge_in_to_clear_ms = Dist::of(barge);
+        s.clear_after_last_send_ms = Dist::of(after_send);
         s.dtmf_to_first_audio_ms = Dist::of(dtmf);
         s.outbound_frame_lateness_ms = Dist::of(late);
         s.outbound_interarrival_jitter_ms = Dist::of(ia);

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:57285/twilio/stream/capacity --calls 1 --ramp 10s --hold 20s --server-pid 18284 --metrics-url http://127.0.0.1:57285/metrics --out loadtest/results/capacity/offline-1.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:35979/twilio/stream/capacity --calls 20 --ramp 10s --hold 20s --server-pid 20150 --metrics-url http://127.0.0.1:35979/metrics --out loadtest/results/capacity/offline-20.json

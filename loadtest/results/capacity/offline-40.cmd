@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:55061/twilio/stream/capacity --calls 40 --ramp 10s --hold 20s --server-pid 20813 --metrics-url http://127.0.0.1:55061/metrics --out loadtest/results/capacity/offline-40.json

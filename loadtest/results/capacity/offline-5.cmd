@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:46821/twilio/stream/capacity --calls 5 --ramp 10s --hold 20s --server-pid 18831 --metrics-url http://127.0.0.1:46821/metrics --out loadtest/results/capacity/offline-5.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:39431/twilio/stream/capacity --calls 60 --ramp 10s --hold 20s --server-pid 21110 --metrics-url http://127.0.0.1:39431/metrics --out loadtest/results/capacity/offline-60.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:39717/twilio/stream/capacity --calls 1 --ramp 10s --hold 20s --server-pid 29864 --metrics-url http://127.0.0.1:39717/metrics --out loadtest/results/capacity/tone-1.json

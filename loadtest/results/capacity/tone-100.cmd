@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:51139/twilio/stream/capacity --calls 100 --ramp 10s --hold 20s --server-pid 31176 --metrics-url http://127.0.0.1:51139/metrics --out loadtest/results/capacity/tone-100.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:59713/twilio/stream/capacity --calls 1000 --ramp 10s --hold 20s --server-pid 17996 --metrics-url http://127.0.0.1:59713/metrics --out loadtest/results/capacity/tone-1000.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:40861/twilio/stream/capacity --calls 150 --ramp 10s --hold 20s --server-pid 31740 --metrics-url http://127.0.0.1:40861/metrics --out loadtest/results/capacity/tone-150.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:42759/twilio/stream/capacity --calls 200 --ramp 10s --hold 20s --server-pid 32186 --metrics-url http://127.0.0.1:42759/metrics --out loadtest/results/capacity/tone-200.json

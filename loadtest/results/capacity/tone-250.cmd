@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:40125/twilio/stream/capacity --calls 250 --ramp 10s --hold 20s --server-pid 32401 --metrics-url http://127.0.0.1:40125/metrics --out loadtest/results/capacity/tone-250.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:55605/twilio/stream/capacity --calls 300 --ramp 10s --hold 20s --server-pid 300 --metrics-url http://127.0.0.1:55605/metrics --out loadtest/results/capacity/tone-300.json

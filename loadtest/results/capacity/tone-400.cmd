@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:34309/twilio/stream/capacity --calls 400 --ramp 10s --hold 20s --server-pid 699 --metrics-url http://127.0.0.1:34309/metrics --out loadtest/results/capacity/tone-400.json

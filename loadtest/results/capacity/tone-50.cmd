@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:52349/twilio/stream/capacity --calls 50 --ramp 10s --hold 20s --server-pid 30835 --metrics-url http://127.0.0.1:52349/metrics --out loadtest/results/capacity/tone-50.json

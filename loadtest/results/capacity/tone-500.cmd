@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:56447/twilio/stream/capacity --calls 500 --ramp 10s --hold 20s --server-pid 17539 --metrics-url http://127.0.0.1:56447/metrics --out loadtest/results/capacity/tone-500.json

@@ -1,0 +1,1 @@
+taskset -c 1 target/release/switchboard-loadgen --url ws://127.0.0.1:42117/twilio/stream/capacity --calls 750 --ramp 10s --hold 20s --server-pid 17729 --metrics-url http://127.0.0.1:42117/metrics --out loadtest/results/capacity/tone-750.json
