@@ -34,6 +34,9 @@ pub struct Config {
     pub llm: crate::dialog::llm::LlmConfig,
     /// The call-center control plane (queues, offers, cost rates).
     pub center: CenterConfig,
+    /// Live alert rules and their thresholds.
+    #[serde(default)]
+    pub alerts: crate::monitor::alerts::AlertsConfig,
 }
 
 /// The call-center control plane: queue timing and the rates calls are costed at.

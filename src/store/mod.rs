@@ -3,6 +3,7 @@
 //! only the migrations differ per dialect.
 
 mod agents;
+mod alerts;
 mod calls;
 mod departments;
 mod queue;
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 
 pub use agents::AgentInput;
+pub use alerts::{AlertStatus, NewAlert};
 pub use calls::{CallEventRecord, CallFilter, CallRecord, NewCall};
 pub use departments::DepartmentInput;
 pub use tenants::Tenant;
