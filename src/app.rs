@@ -66,6 +66,8 @@ pub struct AppState {
     pub acd: crate::center::AcdHandle,
     /// LLM mode's chat client, when `[llm]` is configured.
     pub llm: Option<crate::dialog::llm::LlmClient>,
+    /// Which app WebSocket connection drives which call.
+    pub app_bots: crate::dialog::app_ws::Attachments,
 }
 
 impl AppState {
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::transport::webrtc::whip::routes())
         .route("/ws/tts", get(http::tts::ws::tts_socket))
         .route("/ws/events", get(http::events_ws::events_ws))
+        .route("/ws/app", get(crate::dialog::app_ws::app_ws))
         .nest("/api/v1", api_router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
@@ -159,6 +162,8 @@ fn api_router() -> Router<AppState> {
         .route("/transfers/{id}/complete", post(http::transfers::complete))
         .route("/transfers/{id}/cancel", post(http::transfers::cancel))
         .route("/analytics/departments/{id}", get(http::analytics::department))
+        .route("/alerts", get(http::alerts::list))
+        .route("/alerts/{id}/resolve", post(http::alerts::resolve))
         .route("/openapi.json", get(http::openapi::serve))
         .route("/tts/providers", get(http::tts::providers))
         .route("/tts/voices", get(http::tts::voices))
@@ -292,7 +297,15 @@ impl Server {
             tts_api,
             acd,
             llm,
+            app_bots: crate::dialog::app_ws::Attachments::new(crate::dialog::app_ws::DEFAULT_GRACE),
         };
+        // Alert rules: a subscriber to the bus per tenant, stopped with the server.
+        let alerts = crate::monitor::alerts::AlertService {
+            store: state.store.clone(),
+            events: state.events.clone(),
+            config: state.config.alerts.clone(),
+        };
+        crate::monitor::alerts::spawn_evaluator(alerts, state.shutdown.token.clone());
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }
 

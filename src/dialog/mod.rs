@@ -5,6 +5,7 @@
 //! A dialog is sans-IO and synchronous: the call actor calls it inline, passing `now`; anything
 //! slow (an LLM request) is started by the dialog's owner and comes back as input.
 
+pub mod app_ws;
 pub mod flow;
 pub mod llm;
 
