@@ -56,6 +56,8 @@ async fn start() -> Env {
     let db = TestDb::new(Backend::Sqlite).await;
     let flows = tempfile::tempdir().unwrap();
     std::fs::write(flows.path().join("operator.toml"), FLOW).unwrap();
+    let other = FLOW.replace("default = true\n", "").replace("Hello.", "Other line.");
+    std::fs::write(flows.path().join("other.toml"), other).unwrap();
     let rest = FakeTwilioRest::start(ACCOUNT, TOKEN).await.unwrap();
     let mut cfg = db.config();
     cfg.flows.dir = flows.path().to_path_buf();
@@ -147,6 +149,11 @@ async fn webhooks_need_a_valid_signature_and_streams_a_valid_token() {
     assert_eq!(r.status(), 401, "wrong signature");
     let r = env.webhook("/twilio/status", &[("CallSid", "CA1"), ("CallStatus", "completed")], true).await;
     assert_eq!(r.status(), 204);
+    // Outbound calls name their flow in the webhook URL; the signature covers the query.
+    let xml = env.webhook("/twilio/voice?flow=other", &params, true).await.text().await.unwrap();
+    assert!(xml.contains(r#"<Parameter name="flow" value="other"/>"#), "{xml}");
+    let xml = env.webhook("/twilio/voice", &params, true).await.text().await.unwrap();
+    assert!(xml.contains(r#"<Parameter name="flow" value="operator"/>"#), "{xml}");
 
     // A made-up token is refused before the upgrade; the webhook's token works once.
     let bad = format!("ws://{}/twilio/stream/not-a-token", env.host);

@@ -94,7 +94,15 @@ pub async fn voice(
     let call_sid = param(&params, "CallSid").map(str::to_string);
     let from = param(&params, "From").map(str::to_string);
     let to = param(&params, "To").map(str::to_string);
-    let flow = state.flows.select(to.as_deref(), None).map(|f| f.name().to_string());
+    // Outbound calls we place name their flow in the webhook URL (`?flow=`); inbound calls are
+    // matched by the number they called.
+    let requested = uri.0.query().and_then(|q| {
+        q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "flow").map(|(_, v)| v.to_string())
+    });
+    let flow = match requested.as_deref().and_then(|name| state.flows.get(name)) {
+        Some(f) => Some(f.name().to_string()),
+        None => state.flows.select(to.as_deref(), None).map(|f| f.name().to_string()),
+    };
     tracing::info!(call_sid = ?call_sid, from = ?from, to = ?to, flow = ?flow, "incoming Twilio call");
     let token = state.twilio_pending.insert(PendingCall {
         call_sid: call_sid.clone(),
