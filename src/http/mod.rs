@@ -1,6 +1,7 @@
 //! HTTP handlers: operational endpoints here, the REST API per resource beside them.
 
 pub mod agents;
+pub mod alerts;
 pub mod analytics;
 pub mod auth;
 pub mod call_control;

@@ -65,7 +65,9 @@ pub struct CenterApi;
 
 /// The whole document. Add an area with `.merge(TheirApi::openapi())`.
 pub fn document() -> Document {
-    CenterApi::openapi().merge_from(crate::http::tts::TtsApiDoc::openapi())
+    CenterApi::openapi()
+        .merge_from(crate::http::tts::TtsApiDoc::openapi())
+        .merge_from(crate::http::alerts::AlertsApi::openapi())
 }
 
 pub async fn serve() -> Json<Document> {
@@ -80,7 +82,7 @@ mod tests {
     fn every_route_is_documented_with_bearer_auth() {
         let doc = serde_json::to_value(document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        for p in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/departments/{id}/queue", "/api/v1/agents/{id}/accept", "/api/v1/transfers/{id}/cancel"] {
+        for p in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/departments/{id}/queue", "/api/v1/agents/{id}/accept", "/api/v1/transfers/{id}/cancel", "/api/v1/alerts", "/api/v1/alerts/{id}/resolve"] {
             assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }
         assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
