@@ -164,8 +164,6 @@ fn api_router() -> Router<AppState> {
         .route("/analytics/departments/{id}", get(http::analytics::department))
         .route("/alerts", get(http::alerts::list))
         .route("/alerts/{id}/resolve", post(http::alerts::resolve))
-        .route("/alerts", get(http::alerts::list))
-        .route("/alerts/{id}/resolve", post(http::alerts::resolve))
         .route("/openapi.json", get(http::openapi::serve))
         .route("/tts/providers", get(http::tts::providers))
         .route("/tts/voices", get(http::tts::voices))
@@ -301,13 +299,6 @@ impl Server {
             llm,
             app_bots: crate::dialog::app_ws::Attachments::new(crate::dialog::app_ws::DEFAULT_GRACE),
         };
-        // Alert rules: a subscriber to the bus per tenant, stopped with the server.
-        let alerts = crate::monitor::alerts::AlertService {
-            store: state.store.clone(),
-            events: state.events.clone(),
-            config: state.config.alerts.clone(),
-        };
-        crate::monitor::alerts::spawn_evaluator(alerts, state.shutdown.token.clone());
         // Alert rules: a subscriber to the bus per tenant, stopped with the server.
         let alerts = crate::monitor::alerts::AlertService {
             store: state.store.clone(),
