@@ -15,6 +15,26 @@
 //! caller heard: the stream is cancelled and the history keeps only that, so the model does not
 //! believe it said what nobody heard.
 //!
+//! ```no_run
+//! # async fn demo(config: switchboard::dialog::llm::LlmConfig) -> Result<(), switchboard::dialog::llm::LlmError> {
+//! use switchboard::dialog::llm::{LlmClient, LlmOutput, LlmSession};
+//! let mut session = LlmSession::new(LlmClient::new(&config)?, config.system_prompt.clone());
+//! let mut answer = session.respond("When are you open?");
+//! while let Some(out) = answer.recv().await {
+//!     match out {
+//!         LlmOutput::Sentence(text) => { /* to TTS */ }
+//!         LlmOutput::Action(action) => { /* transfer, hang up */ }
+//!         LlmOutput::Done | LlmOutput::Error(_) => break,
+//!     }
+//! }
+//! // Later, if the caller barged in while the answer played:
+//! session.interrupted("We are open from nine");
+//! # Ok(()) }
+//! ```
+//!
+//! `history` takes `&mut self`: the answer's text lives in its task's log until the turn
+//! closes, and reading it means copying it out.
+//!
 //! Works with api.openai.com and with self-hosted servers (llama.cpp, vLLM, Ollama's OpenAI
 //! endpoint): `base_url` may be given with or without its `/v1`.
 

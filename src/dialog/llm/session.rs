@@ -120,6 +120,7 @@ impl LlmSession {
     /// The bot was interrupted; `heard` is the part of the answer the caller heard. The
     /// in-progress stream is cancelled and the assistant turn in history becomes `heard`.
     /// Tool calls already made stay (their results are facts), without unheard words.
+    /// Drop the answer's receiver: anything still queued in it is stale.
     pub fn interrupted(&mut self, heard: &str) {
         self.close_turn(Some(heard));
     }
