@@ -164,7 +164,7 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// `system` when the condition cleared by itself, else who resolved it.
     pub resolved_by: Option<String>,
-    /// Why it was resolved: `speech_resumed`, `call_ended`, `answered`, `supervisor`, ...
+    /// Why it was resolved: `caller_spoke`, `bot_spoke`, `call_ended`, `answered`, `supervisor`, ...
     pub resolution: Option<String>,
 }
 
@@ -437,7 +437,12 @@ impl Rules {
             self.raise(out, action);
         }
         if clears_dead_air {
-            self.resolve(out, AlertKind::DeadAir, subject, if speech_resumed { "speech_resumed" } else { "on_hold" });
+            let reason = match kind {
+                "call.speech_started" => "caller_spoke",
+                "call.bot_speaking" => "bot_spoke",
+                _ => "on_hold",
+            };
+            self.resolve(out, AlertKind::DeadAir, subject, reason);
         }
     }
 
@@ -579,7 +584,7 @@ mod tests {
         assert_eq!(kinds(&r.tick(1000)), vec![("raise", AlertKind::DeadAir)]);
         assert!(r.tick(2000).is_empty(), "raised once");
         let a = r.on_event(&ev("call.speech_started", Some("c1"), None, json!({})), 2100);
-        assert_eq!(a, vec![Action::Resolve { kind: AlertKind::DeadAir, subject: Subject::Call("c1".into()), reason: "speech_resumed" }]);
+        assert_eq!(a, vec![Action::Resolve { kind: AlertKind::DeadAir, subject: Subject::Call("c1".into()), reason: "caller_spoke" }]);
         assert!(r.tick(10_000).is_empty(), "no dead air while the caller is speaking");
         r.on_event(&ev("call.speech_ended", Some("c1"), None, json!({})), 10_000);
         assert!(r.tick(10_500).is_empty());
