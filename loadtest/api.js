@@ -66,7 +66,7 @@ export function setup() {
   const deptId = dept.json('id');
   const agents = [];
   for (let i = 0; i < AGENTS; i++) {
-    const a = http.post(`${API}/agents`, JSON.stringify({ id: `${name}-a${i}`, name: `Agent ${i}`, departments: [deptId] }), params('setup'));
+    const a = http.post(`${API}/agents`, JSON.stringify({ id: `${name}-a${i}`, name: `Agent ${i}`, departments: [deptId], reach: { kind: 'browser' } }), params('setup'));
     if (a.status !== 201 && a.status !== 200) throw new Error(`creating agent: ${a.status} ${a.body}`);
     agents.push(a.json('id'));
   }

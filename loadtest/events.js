@@ -31,6 +31,8 @@ const laggedNotices = new Counter('lagged_notices');
 const laggedMissed = new Counter('lagged_missed_events');
 const noHello = new Counter('subscriptions_without_hello');
 const serverErrors = new Counter('event_socket_errors');
+// The server dropped the connection instead of answering our close frame (RFC 6455 §5.5.1).
+const noCloseReply = new Counter('close_without_reply');
 const delay = new Trend('event_delivery_delay', true);
 
 export const options = {
@@ -64,9 +66,13 @@ export function subscribe() {
   let lastSeq = null;
   let lagged = false;
   let timer = null;
+  let closing = false;
 
   ws.addEventListener('open', () => {
-    timer = setTimeout(() => ws.close(1000), SUB_SECONDS * 1000);
+    timer = setTimeout(() => {
+      closing = true;
+      ws.close(1000);
+    }, SUB_SECONDS * 1000);
   });
   ws.addEventListener('message', (e) => {
     let msg;
@@ -109,8 +115,13 @@ export function subscribe() {
         break;
     }
   });
-  ws.addEventListener('error', () => {
-    serverErrors.add(1);
+  ws.addEventListener('error', (e) => {
+    if (closing) {
+      noCloseReply.add(1);
+    } else {
+      console.warn(`event socket error: ${e.error}`);
+      serverErrors.add(1);
+    }
     if (timer !== null) clearTimeout(timer);
   });
   ws.addEventListener('close', () => {
@@ -121,7 +132,7 @@ export function subscribe() {
 
 export function handleSummary(data) {
   const names = ['events_received', 'event_order_violations', 'events_missed_silently', 'lagged_notices',
-    'lagged_missed_events', 'subscriptions_without_hello', 'event_socket_errors', 'event_delivery_delay', 'call_failed'];
+    'lagged_missed_events', 'subscriptions_without_hello', 'event_socket_errors', 'close_without_reply', 'event_delivery_delay', 'call_failed'];
   const lines = [`events against ${TARGET}`];
   for (const n of names) {
     const m = data.metrics[n];

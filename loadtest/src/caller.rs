@@ -33,7 +33,10 @@ pub struct Audio {
 impl Audio {
     pub fn new(speech_ulaw: &[u8]) -> Self {
         let silence = wire::encode_frames(&[wire::ULAW_SILENCE; wire::FRAME_BYTES]).remove(0);
-        Self { speech: wire::encode_frames(speech_ulaw), silence }
+        Self {
+            speech: wire::encode_frames(speech_ulaw),
+            silence,
+        }
     }
 
     pub fn speech_duration(&self) -> Duration {
@@ -182,10 +185,16 @@ impl Caller {
                     }
                     let p = self.audio.speech[next].clone();
                     if next + 1 == self.audio.speech.len() {
-                        self.phase = Phase::Answering { since: due, dtmf: false };
+                        self.phase = Phase::Answering {
+                            since: due,
+                            dtmf: false,
+                        };
                         self.answer_started = None;
                     } else {
-                        self.phase = Phase::Speaking { next: next + 1, barge };
+                        self.phase = Phase::Speaking {
+                            next: next + 1,
+                            barge,
+                        };
                     }
                     p
                 }
@@ -194,7 +203,8 @@ impl Caller {
             let chunk = self.next_frame + 1;
             let ts = self.next_frame * 20;
             let seq = self.next_seq();
-            self.outbox.push(wire::media(&self.sids, seq, chunk, ts, &payload));
+            self.outbox
+                .push(wire::media(&self.sids, seq, chunk, ts, &payload));
             self.next_frame += 1;
             self.stats.frames_sent += 1;
             self.last_send = Some(now);
@@ -205,16 +215,22 @@ impl Caller {
     fn advance(&mut self, now: Instant) {
         match self.phase {
             Phase::Waiting => {
-                let Some(answer_at) = self.answer_started else { return };
+                let Some(answer_at) = self.answer_started else {
+                    return;
+                };
                 let turn = self.turn + 1;
-                let barge = self.script.barge_every > 0 && turn % self.script.barge_every == 0;
+                let barge =
+                    self.script.barge_every > 0 && turn.is_multiple_of(self.script.barge_every);
                 // The server keeps only ~200 ms of audio ahead of playout, so "still playing" is
                 // all the buffer can tell.
                 let playing = self.playout.end.is_some_and(|e| e > now);
                 if barge && playing && now >= answer_at + self.script.barge_delay {
                     self.turn = turn;
                     self.stats.barge_attempts += 1;
-                    self.phase = Phase::Speaking { next: 0, barge: true };
+                    self.phase = Phase::Speaking {
+                        next: 0,
+                        barge: true,
+                    };
                     return;
                 }
                 let drained = self.playout.end.is_none_or(|e| e <= now);
@@ -225,10 +241,16 @@ impl Caller {
                     if self.script.dtmf_turn == Some(turn) {
                         let seq = self.next_seq();
                         self.outbox.push(wire::dtmf(&self.sids, seq, '1'));
-                        self.phase = Phase::Answering { since: now, dtmf: true };
+                        self.phase = Phase::Answering {
+                            since: now,
+                            dtmf: true,
+                        };
                         self.answer_started = None;
                     } else {
-                        self.phase = Phase::Speaking { next: 0, barge: false };
+                        self.phase = Phase::Speaking {
+                            next: 0,
+                            barge: false,
+                        };
                     }
                 }
             }
@@ -241,12 +263,12 @@ impl Caller {
             }
             _ => {}
         }
-        if let Some(started) = self.barge_started {
-            if now >= started + self.script.turn_timeout {
-                self.barge_started = None;
-                self.stats.barge_missed += 1;
-                self.stats.fail("a barge-in got no clear");
-            }
+        if let Some(started) = self.barge_started
+            && now >= started + self.script.turn_timeout
+        {
+            self.barge_started = None;
+            self.stats.barge_missed += 1;
+            self.stats.fail("a barge-in got no clear");
         }
     }
 
@@ -277,7 +299,11 @@ impl Caller {
         if let Phase::Answering { since, dtmf } = self.phase {
             if self.measuring(since) {
                 let us = now.duration_since(since).as_micros() as u32;
-                if dtmf { self.stats.dtmf_to_audio_us.push(us) } else { self.stats.eos_to_audio_us.push(us) }
+                if dtmf {
+                    self.stats.dtmf_to_audio_us.push(us)
+                } else {
+                    self.stats.eos_to_audio_us.push(us)
+                }
             }
             self.phase = Phase::Waiting;
         }
@@ -287,7 +313,9 @@ impl Caller {
         let measuring = self.measuring(now);
         let p = &mut self.playout;
         // Utterance timing: lateness against the schedule set by the first frame after the burst.
-        let new_run = p.last_arrival.is_none_or(|t| now.duration_since(t) > RUN_GAP);
+        let new_run = p
+            .last_arrival
+            .is_none_or(|t| now.duration_since(t) > RUN_GAP);
         if new_run {
             p.run_start = Some(now);
             p.run_audio_us = 0;
@@ -304,8 +332,15 @@ impl Caller {
             let anchor = *p.anchor_us.get_or_insert(offset);
             if measuring {
                 self.stats.lateness_us.push((offset - anchor).max(0) as u32);
-                let gap = now.duration_since(p.last_arrival.expect("a frame after the burst has one before it")).as_micros() as i64;
-                self.stats.interarrival_dev_us.push((gap - 20_000).unsigned_abs() as u32);
+                let gap = now
+                    .duration_since(
+                        p.last_arrival
+                            .expect("a frame after the burst has one before it"),
+                    )
+                    .as_micros() as i64;
+                self.stats
+                    .interarrival_dev_us
+                    .push((gap - 20_000).unsigned_abs() as u32);
             }
         }
         p.run_audio_us += bytes as u64 * MICROS_PER_BYTE;
@@ -317,14 +352,18 @@ impl Caller {
 
     fn on_clear(&mut self, now: Instant) {
         self.stats.clears += 1;
-        if let Some(started) = self.barge_started.take() {
-            if self.measuring(started) {
-                self.stats.barge_to_clear_us.push(now.duration_since(started).as_micros() as u32);
-                // From the frame that triggered it, if the server answered within a frame: this
-                // leaves out any delay of ours in sending that frame.
-                if let Some(sent) = self.last_send {
-                    self.stats.clear_after_send_us.push(now.duration_since(sent).as_micros() as u32);
-                }
+        if let Some(started) = self.barge_started.take()
+            && self.measuring(started)
+        {
+            self.stats
+                .barge_to_clear_us
+                .push(now.duration_since(started).as_micros() as u32);
+            // From the frame that triggered it, if the server answered within a frame: this
+            // leaves out any delay of ours in sending that frame.
+            if let Some(sent) = self.last_send {
+                self.stats
+                    .clear_after_send_us
+                    .push(now.duration_since(sent).as_micros() as u32);
             }
         }
         // Twilio empties its buffer and returns every outstanding mark.
@@ -335,8 +374,17 @@ impl Caller {
     }
 
     fn echo_played_marks(&mut self, now: Instant) {
-        while self.playout.marks.front().is_some_and(|(due, _)| *due <= now) {
-            let (_, name) = self.playout.marks.pop_front().expect("front was just checked");
+        while self
+            .playout
+            .marks
+            .front()
+            .is_some_and(|(due, _)| *due <= now)
+        {
+            let (_, name) = self
+                .playout
+                .marks
+                .pop_front()
+                .expect("front was just checked");
             self.echo(&name);
         }
     }
@@ -354,7 +402,10 @@ mod tests {
 
     fn media_text(sids: &Sids) -> String {
         let payload = wire::encode_frames(&[0x7f; 160]).remove(0);
-        format!(r#"{{"event":"media","streamSid":"{}","media":{{"payload":"{payload}"}}}}"#, sids.stream)
+        format!(
+            r#"{{"event":"media","streamSid":"{}","media":{{"payload":"{payload}"}}}}"#,
+            sids.stream
+        )
     }
 
     fn caller(t0: Instant, barge_every: u32) -> (Caller, Sids) {
@@ -409,12 +460,21 @@ mod tests {
             c.on_tick(now);
             assert!(now < t0 + Duration::from_secs(5), "the caller never spoke");
         }
-        let Phase::Answering { since: eos, .. } = c.phase else { unreachable!() };
-        assert!(eos >= greet + Duration::from_millis(400), "spoke over the greeting");
+        let Phase::Answering { since: eos, .. } = c.phase else {
+            unreachable!()
+        };
+        assert!(
+            eos >= greet + Duration::from_millis(400),
+            "spoke over the greeting"
+        );
         c.on_text(eos + Duration::from_millis(650), &media_text(&sids));
         assert_eq!(c.stats.eos_to_audio_us, vec![650_000]);
         assert_eq!(c.stats.turns, 1);
-        assert!(c.stats.lateness_us.iter().all(|l| *l == 0), "{:?}", c.stats.lateness_us);
+        assert!(
+            c.stats.lateness_us.iter().all(|l| *l == 0),
+            "{:?}",
+            c.stats.lateness_us
+        );
         assert!(c.stats.failures.is_empty());
     }
 
@@ -445,15 +505,30 @@ mod tests {
         let (mut c, sids) = caller(t0, 0);
         let at = t0 + Duration::from_millis(40);
         c.on_text(at, &media_text(&sids));
-        c.on_text(at, &format!(r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"m1"}}}}"#, sids.stream));
+        c.on_text(
+            at,
+            &format!(
+                r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"m1"}}}}"#,
+                sids.stream
+            ),
+        );
         c.on_text(at, &media_text(&sids));
-        c.on_text(at, &format!(r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"m2"}}}}"#, sids.stream));
+        c.on_text(
+            at,
+            &format!(
+                r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"m2"}}}}"#,
+                sids.stream
+            ),
+        );
         c.drain_outbox().for_each(drop);
         c.on_tick(at + Duration::from_millis(21));
         let sent: Vec<String> = c.drain_outbox().collect();
         assert!(sent.iter().any(|m| m.contains(r#""name":"m1""#)));
         assert!(!sent.iter().any(|m| m.contains(r#""name":"m2""#)));
-        c.on_text(at + Duration::from_millis(25), &format!(r#"{{"event":"clear","streamSid":"{}"}}"#, sids.stream));
+        c.on_text(
+            at + Duration::from_millis(25),
+            &format!(r#"{{"event":"clear","streamSid":"{}"}}"#, sids.stream),
+        );
         assert!(c.drain_outbox().any(|m| m.contains(r#""name":"m2""#)));
     }
 
@@ -475,10 +550,20 @@ mod tests {
         let started = c.barge_started.expect("the caller talked over the bot");
         // The first speech frame is the one sent when the caller decides; its audio began 20 ms earlier.
         assert!(started >= at + Duration::from_millis(100) - FRAME);
-        c.on_text(started + Duration::from_millis(310), &format!(r#"{{"event":"clear","streamSid":"{}"}}"#, sids.stream));
+        c.on_text(
+            started + Duration::from_millis(310),
+            &format!(r#"{{"event":"clear","streamSid":"{}"}}"#, sids.stream),
+        );
         assert_eq!(c.stats.barge_to_clear_us, vec![310_000]);
         let sent = c.last_send.expect("frames were sent");
-        assert_eq!(c.stats.clear_after_send_us, vec![(started + Duration::from_millis(310)).duration_since(sent).as_micros() as u32]);
+        assert_eq!(
+            c.stats.clear_after_send_us,
+            vec![
+                (started + Duration::from_millis(310))
+                    .duration_since(sent)
+                    .as_micros() as u32
+            ]
+        );
         assert_eq!(c.stats.barge_attempts, 1);
     }
 
@@ -486,7 +571,10 @@ mod tests {
     fn a_silent_server_fails_the_turn() {
         let t0 = Instant::now();
         let (mut c, _) = caller(t0, 0);
-        c.phase = Phase::Answering { since: t0, dtmf: false };
+        c.phase = Phase::Answering {
+            since: t0,
+            dtmf: false,
+        };
         c.on_tick(t0 + Duration::from_secs(3));
         assert_eq!(c.stats.unanswered_turns, 1);
         assert_eq!(c.stats.failures.len(), 1);

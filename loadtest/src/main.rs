@@ -32,7 +32,10 @@ use stats::Summary;
 const MAX_CALLS: usize = 20_000;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Concurrent paced Twilio Media Streams calls against a switchboard server")]
+#[command(
+    version,
+    about = "Concurrent paced Twilio Media Streams calls against a switchboard server"
+)]
 struct Args {
     /// Stream endpoint, `ws://HOST:PORT/twilio/stream/<token>`. Loopback hosts only.
     #[arg(long)]
@@ -115,12 +118,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn check_loopback(url: &str) -> anyhow::Result<()> {
-    let rest = url.strip_prefix("ws://").context("only ws:// URLs (loopback, no TLS)")?;
+    let rest = url
+        .strip_prefix("ws://")
+        .context("only ws:// URLs (loopback, no TLS)")?;
     let authority = rest.split('/').next().unwrap_or_default();
-    let with_port = if authority.contains(':') && !authority.ends_with(']') { authority.to_string() } else { format!("{authority}:80") };
-    let addrs: Vec<_> = with_port.to_socket_addrs().with_context(|| format!("resolving {authority}"))?.collect();
+    let with_port = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .collect();
     if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
-        bail!("{authority} is not a loopback address: this tool only loads servers on this machine");
+        bail!(
+            "{authority} is not a loopback address: this tool only loads servers on this machine"
+        );
     }
     Ok(())
 }
@@ -130,7 +144,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.calls == 0 || args.calls > MAX_CALLS {
         bail!("--calls must be between 1 and {MAX_CALLS}");
     }
-    let speech = std::fs::read(&args.speech).with_context(|| format!("reading {}", args.speech.display()))?;
+    let speech = std::fs::read(&args.speech)
+        .with_context(|| format!("reading {}", args.speech.display()))?;
     if speech.is_empty() {
         bail!("{} is empty", args.speech.display());
     }
@@ -247,7 +262,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("{json}");
     if report.summary.failed_calls > 0 {
-        eprintln!("{} of {} calls failed", report.summary.failed_calls, report.summary.calls);
+        eprintln!(
+            "{} of {} calls failed",
+            report.summary.failed_calls, report.summary.calls
+        );
     }
     Ok(())
 }

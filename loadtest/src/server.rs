@@ -28,7 +28,8 @@ pub fn clock_ticks_per_second() -> u64 {
 }
 
 pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
     let cpu_ticks = parse_stat_cpu(&stat).context("unexpected /proc/<pid>/stat format")?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib = status
@@ -36,7 +37,11 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS in /proc/<pid>/status")?;
-    Ok(ProcSample { at: Instant::now(), cpu_ticks, rss_kib })
+    Ok(ProcSample {
+        at: Instant::now(),
+        cpu_ticks,
+        rss_kib,
+    })
 }
 
 /// utime + stime from a `/proc/<pid>/stat` line. The command name may contain spaces and
@@ -64,22 +69,29 @@ pub type Buckets = BTreeMap<String, (f64, u64)>;
 
 /// Fetches `/metrics` with a plain HTTP/1.0 GET (loopback only, no TLS).
 pub async fn fetch_metrics(base: &str) -> anyhow::Result<String> {
-    let rest = base.strip_prefix("http://").context("metrics URL must be http://")?;
+    let rest = base
+        .strip_prefix("http://")
+        .context("metrics URL must be http://")?;
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/metrics"),
     };
     let io = async {
         let mut conn = tokio::net::TcpStream::connect(host).await?;
-        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await?;
+        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
         let mut body = Vec::new();
         // A metrics page is a few hundred KiB at most; the take keeps a broken server bounded.
         conn.take(16 << 20).read_to_end(&mut body).await?;
         anyhow::Ok(body)
     };
-    let body = tokio::time::timeout(Duration::from_secs(5), io).await.context("metrics fetch timed out")??;
+    let body = tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .context("metrics fetch timed out")??;
     let text = String::from_utf8_lossy(&body).into_owned();
-    let Some(split) = text.find("\r\n\r\n") else { bail!("no HTTP body from {base}") };
+    let Some(split) = text.find("\r\n\r\n") else {
+        bail!("no HTTP body from {base}")
+    };
     if !text.starts_with("HTTP/1.1 200") && !text.starts_with("HTTP/1.0 200") {
         bail!("{base}: {}", text.lines().next().unwrap_or(""));
     }
@@ -90,13 +102,26 @@ pub async fn fetch_metrics(base: &str) -> anyhow::Result<String> {
 pub fn histogram(page: &str, metric: &str, label: &str) -> Buckets {
     let prefix = format!("{metric}_bucket{{");
     let mut out = Buckets::new();
-    for line in page.lines().filter(|l| l.starts_with(&prefix) && l.contains(label)) {
-        let Some(le_at) = line.find("le=\"") else { continue };
+    for line in page
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(label))
+    {
+        let Some(le_at) = line.find("le=\"") else {
+            continue;
+        };
         let le = &line[le_at + 4..];
         let Some(end) = le.find('"') else { continue };
         let le = &le[..end];
-        let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
-        let count = line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::NAN)
+        };
+        let count = line
+            .rsplit(' ')
+            .next()
+            .and_then(|c| c.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
         out.insert(le.to_string(), (bound, count));
     }
     out
@@ -120,12 +145,19 @@ pub fn stage_latency(before: &Buckets, after: &Buckets) -> StageLatency {
     let total = rows.last().map_or(0, |r| r.1);
     let upper = |q: f64| {
         let need = (q * total as f64).ceil() as u64;
-        rows.iter().find(|r| r.1 >= need).map(|r| r.0 * 1000.0).filter(|v| v.is_finite())
+        rows.iter()
+            .find(|r| r.1 >= need)
+            .map(|r| r.0 * 1000.0)
+            .filter(|v| v.is_finite())
     };
     if total == 0 {
         return StageLatency::default();
     }
-    StageLatency { count: total, p50_upper_ms: upper(0.5), p99_upper_ms: upper(0.99) }
+    StageLatency {
+        count: total,
+        p50_upper_ms: upper(0.5),
+        p99_upper_ms: upper(0.99),
+    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,11 @@ pub async fn run_call(plan: CallPlan) -> CallStats {
                 break;
             }
         }
-        if wrote && timeout_at(plan.hard_deadline, sink.flush()).await.map_or(true, |r| r.is_err()) {
+        if wrote
+            && timeout_at(plan.hard_deadline, sink.flush())
+                .await
+                .map_or(true, |r| r.is_err())
+        {
             if Instant::now() < end_at {
                 caller.stats.fail("write failed before hang-up");
             }

@@ -118,9 +118,18 @@ pub struct Summary {
 
 impl Summary {
     pub fn merge(calls: Vec<CallStats>) -> Self {
-        let mut s = Summary { calls: calls.len(), ..Default::default() };
-        let (mut hs, mut eos, mut barge, mut dtmf, mut late, mut ia) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut s = Summary {
+            calls: calls.len(),
+            ..Default::default()
+        };
+        let (mut hs, mut eos, mut barge, mut dtmf, mut late, mut ia) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let mut after_send = Vec::new();
         for c in calls {
             s.connected += usize::from(c.connected);
@@ -134,10 +143,13 @@ impl Summary {
                 *s.failure_reasons.entry(f.clone()).or_default() += 1;
             }
             if !c.violations.is_empty() {
-                *s.failure_reasons.entry("protocol violation".into()).or_default() += 1;
+                *s.failure_reasons
+                    .entry("protocol violation".into())
+                    .or_default() += 1;
             }
             if s.violations.len() < 16 {
-                s.violations.extend(c.violations.iter().take(16 - s.violations.len()).cloned());
+                s.violations
+                    .extend(c.violations.iter().take(16 - s.violations.len()).cloned());
             }
             hs.extend(c.handshake_us);
             eos.extend(c.eos_to_audio_us);
@@ -185,8 +197,15 @@ mod tests {
 
     #[test]
     fn merge_counts_failures_and_late_frames() {
-        let ok = CallStats { connected: true, lateness_us: vec![0, 21_000, 5_000], ..Default::default() };
-        let mut bad = CallStats { connected: true, ..Default::default() };
+        let ok = CallStats {
+            connected: true,
+            lateness_us: vec![0, 21_000, 5_000],
+            ..Default::default()
+        };
+        let mut bad = CallStats {
+            connected: true,
+            ..Default::default()
+        };
         bad.fail("a turn got no answer");
         let never = CallStats::default();
         let s = Summary::merge(vec![ok, bad, never]);

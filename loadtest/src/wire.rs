@@ -110,11 +110,15 @@ struct StopBody<'a> {
 }
 
 fn to_text(ev: &TwilioEvent<'_>) -> String {
-    serde_json::to_string(ev).expect("these structs hold only strings and numbers, which always serialize")
+    serde_json::to_string(ev)
+        .expect("these structs hold only strings and numbers, which always serialize")
 }
 
 pub fn connected() -> String {
-    to_text(&TwilioEvent::Connected { protocol: "Call", version: "1.0.0" })
+    to_text(&TwilioEvent::Connected {
+        protocol: "Call",
+        version: "1.0.0",
+    })
 }
 
 pub fn start(sids: &Sids, seq: u64, params: &serde_json::Map<String, serde_json::Value>) -> String {
@@ -125,7 +129,11 @@ pub fn start(sids: &Sids, seq: u64, params: &serde_json::Map<String, serde_json:
             stream_sid: &sids.stream,
             call_sid: &sids.call,
             tracks: ["inbound"],
-            media_format: MediaFormat { encoding: "audio/x-mulaw", sample_rate: 8000, channels: 1 },
+            media_format: MediaFormat {
+                encoding: "audio/x-mulaw",
+                sample_rate: 8000,
+                channels: 1,
+            },
             custom_parameters: params,
         },
         stream_sid: &sids.stream,
@@ -145,18 +153,28 @@ pub fn dtmf(sids: &Sids, seq: u64, digit: char) -> String {
     to_text(&TwilioEvent::Dtmf {
         stream_sid: &sids.stream,
         sequence_number: seq.to_string(),
-        dtmf: Dtmf { track: "inbound_track", digit: digit.to_string() },
+        dtmf: Dtmf {
+            track: "inbound_track",
+            digit: digit.to_string(),
+        },
     })
 }
 
 pub fn mark(sids: &Sids, seq: u64, name: &str) -> String {
-    to_text(&TwilioEvent::Mark { sequence_number: seq.to_string(), stream_sid: &sids.stream, mark: MarkName { name } })
+    to_text(&TwilioEvent::Mark {
+        sequence_number: seq.to_string(),
+        stream_sid: &sids.stream,
+        mark: MarkName { name },
+    })
 }
 
 pub fn stop(sids: &Sids, seq: u64) -> String {
     to_text(&TwilioEvent::Stop {
         sequence_number: seq.to_string(),
-        stop: StopBody { account_sid: &sids.account, call_sid: &sids.call },
+        stop: StopBody {
+            account_sid: &sids.account,
+            call_sid: &sids.call,
+        },
         stream_sid: &sids.stream,
     })
 }
@@ -205,20 +223,25 @@ pub enum Checked {
 impl ServerMessage {
     fn stream_sid(&self) -> &str {
         match self {
-            Self::Media { stream_sid, .. } | Self::Mark { stream_sid, .. } | Self::Clear { stream_sid } => stream_sid,
+            Self::Media { stream_sid, .. }
+            | Self::Mark { stream_sid, .. }
+            | Self::Clear { stream_sid } => stream_sid,
         }
     }
 }
 
 /// Parses and checks one text frame; the error is what Twilio would report (31951).
 pub fn parse_server(text: &str, sids: &Sids) -> Result<Checked, String> {
-    let msg: ServerMessage = serde_json::from_str(text).map_err(|e| format!("invalid message: {e}"))?;
+    let msg: ServerMessage =
+        serde_json::from_str(text).map_err(|e| format!("invalid message: {e}"))?;
     if msg.stream_sid() != sids.stream {
         return Err(format!("wrong streamSid {}", msg.stream_sid()));
     }
     Ok(match msg {
         ServerMessage::Media { media, .. } => {
-            let bytes = BASE64.decode(media.payload.as_bytes()).map_err(|e| format!("bad base64 payload: {e}"))?;
+            let bytes = BASE64
+                .decode(media.payload.as_bytes())
+                .map_err(|e| format!("bad base64 payload: {e}"))?;
             Checked::Media(bytes.len())
         }
         ServerMessage::Mark { mark, .. } => Checked::Mark(mark.name),
@@ -274,15 +297,31 @@ mod tests {
     #[test]
     fn server_messages_are_checked() {
         let s = sids();
-        let ok = format!(r#"{{"event":"media","streamSid":"{}","media":{{"payload":"/////w=="}}}}"#, s.stream);
+        let ok = format!(
+            r#"{{"event":"media","streamSid":"{}","media":{{"payload":"/////w=="}}}}"#,
+            s.stream
+        );
         assert_eq!(parse_server(&ok, &s), Ok(Checked::Media(4)));
-        let mark = format!(r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"u1-3"}}}}"#, s.stream);
+        let mark = format!(
+            r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"u1-3"}}}}"#,
+            s.stream
+        );
         assert_eq!(parse_server(&mark, &s), Ok(Checked::Mark("u1-3".into())));
         let wrong = r#"{"event":"clear","streamSid":"MZother"}"#;
-        assert!(parse_server(wrong, &s).unwrap_err().contains("wrong streamSid"));
-        let extra = format!(r#"{{"event":"clear","streamSid":"{}","track":"x"}}"#, s.stream);
+        assert!(
+            parse_server(wrong, &s)
+                .unwrap_err()
+                .contains("wrong streamSid")
+        );
+        let extra = format!(
+            r#"{{"event":"clear","streamSid":"{}","track":"x"}}"#,
+            s.stream
+        );
         assert!(parse_server(&extra, &s).is_err());
-        let bad = format!(r#"{{"event":"media","streamSid":"{}","media":{{"payload":"%%"}}}}"#, s.stream);
+        let bad = format!(
+            r#"{{"event":"media","streamSid":"{}","media":{{"payload":"%%"}}}}"#,
+            s.stream
+        );
         assert!(parse_server(&bad, &s).unwrap_err().contains("base64"));
     }
 
