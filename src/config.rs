@@ -269,8 +269,11 @@ impl Config {
             let table = parse_table(&text, &path.display().to_string())?;
             layers.push(Layer { origin: Origin::File { path: path.to_path_buf(), text }, table });
         }
-        let vars: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        // `SWITCHBOARD_CONFIG` names the file (the CLI reads it); it is not a key.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != "SWITCHBOARD_CONFIG")
+            .collect();
         if !vars.is_empty() {
             layers.push(Layer { table: env_table(&vars)?, origin: Origin::Env { vars } });
         }
@@ -486,6 +489,15 @@ mod tests {
         let env = vec![("SWITCHBOARD_SERVER__LISTEN".to_string(), "nowhere".to_string())];
         let err = Config::load_with_env(None, env).unwrap_err().to_string();
         assert!(err.contains("SWITCHBOARD_SERVER__LISTEN") && err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn the_config_file_variable_is_not_a_key() {
+        let env = vec![("SWITCHBOARD_CONFIG".to_string(), "/etc/switchboard.toml".to_string())];
+        assert!(Config::load_with_env(None, env).is_ok());
+        let env = vec![("SWITCHBOARD_LISTEN".to_string(), "x".to_string())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("SWITCHBOARD_LISTEN"), "{err}");
     }
 
     #[test]

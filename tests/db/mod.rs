@@ -1,7 +1,7 @@
 //! Test databases: a fresh SQLite file, or a fresh database on a real PostgreSQL server.
 //!
 //! `make test` starts one PostgreSQL cluster for the run and exports its URL as
-//! `SWITCHBOARD_TEST_POSTGRES_URL`; each test creates its own database in it. Run without
+//! `TEST_POSTGRES_URL`; each test creates its own database in it. Run without
 //! that variable (a bare `cargo test`), a test starts a private cluster of its own instead, so
 //! the PostgreSQL tests never silently skip.
 
@@ -31,7 +31,7 @@ impl TestDb {
         match backend {
             Backend::Sqlite => Self { url: None, data_dir, cluster: None },
             Backend::Postgres => {
-                let (server_url, cluster) = match std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") {
+                let (server_url, cluster) = match std::env::var("TEST_POSTGRES_URL") {
                     Ok(url) => (url, None),
                     Err(_) => {
                         let c = PgCluster::start();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL cluster on a free loopback port, exported as
-# SWITCHBOARD_TEST_POSTGRES_URL; the cluster is stopped and removed afterwards.
+# TEST_POSTGRES_URL; the cluster is stopped and removed afterwards.
 #   with-postgres.sh cargo test --workspace
 set -euo pipefail
 
@@ -30,7 +30,6 @@ trap cleanup EXIT
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
 
-export SWITCHBOARD_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-export SWITCHBOARD_TEST_PG_CTL="${as_pg[*]} $bindir/pg_ctl -D $dir/data"
+export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 echo "PostgreSQL test cluster on 127.0.0.1:$port"
 "$@"
