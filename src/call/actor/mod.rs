@@ -121,6 +121,9 @@ struct Actor {
     llm: Option<llm::LlmMode>,
     /// An external bot drives the call (the app WebSocket); the dialog stays silent.
     external: bool,
+    /// When the current utterance's first audio arrived from TTS, until its first frame goes
+    /// out (the `tts_to_first_frame` stage latency).
+    first_frame_due: Option<Instant>,
     ending: Option<EndCause>,
 }
 
@@ -172,6 +175,7 @@ impl Actor {
             hold: None,
             llm: None,
             external: false,
+            first_frame_due: None,
             ending: None,
         })
     }

@@ -109,7 +109,11 @@ impl Actor {
         match queued {
             Ok(samples) => {
                 if let Some(tts) = self.tts.as_mut() {
-                    tts.first_audio_at.get_or_insert_with(Instant::now);
+                    if samples > 0 && tts.first_audio_at.is_none() {
+                        let now = Instant::now();
+                        tts.first_audio_at = Some(now);
+                        self.first_frame_due = Some(now);
+                    }
                 }
                 self.utterance_audio(id, samples, true);
             }
@@ -160,8 +164,10 @@ impl Actor {
             self.frames_out += 1;
             self.sent_until += FRAME;
             metrics::counter!("switchboard_frames_out_total").increment(1);
-            if let Some(tts) = self.tts.as_mut() {
-                if let Some(at) = tts.first_audio_at.take() {
+            if !frame.silence {
+                // The utterance may have finished synthesizing already: the clock is kept on
+                // the actor, not on the synthesis stream.
+                if let Some(at) = self.first_frame_due.take() {
                     metrics::histogram!("switchboard_stage_latency_seconds", "stage" => "tts_to_first_frame")
                         .record(at.elapsed().as_secs_f64());
                 }
