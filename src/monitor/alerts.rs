@@ -297,10 +297,10 @@ impl Rules {
     }
 
     fn raise(&mut self, out: &mut Vec<Action>, action: Action) {
-        if let Action::Raise { kind, subject, .. } = &action {
-            if !self.active.insert((*kind, subject.clone())) {
-                return;
-            }
+        if let Action::Raise { kind, subject, .. } = &action
+            && !self.active.insert((*kind, subject.clone()))
+        {
+            return;
         }
         out.push(action);
     }
@@ -318,14 +318,14 @@ impl Rules {
         if let Some(call) = &event.call_id {
             self.on_call_event(kind, call, event, now, &mut out);
         }
-        if kind == "agent.status" {
-            if let Some(agent) = event.data["agent_id"].as_str() {
-                let subject = Subject::Agent(agent.to_string());
-                if event.data["status"] == "wrap_up" {
-                    self.wrap_up.entry(agent.to_string()).or_insert(now);
-                } else if self.wrap_up.remove(agent).is_some() {
-                    self.resolve(&mut out, AlertKind::LongWrapUp, subject, "status_changed");
-                }
+        if kind == "agent.status"
+            && let Some(agent) = event.data["agent_id"].as_str()
+        {
+            let subject = Subject::Agent(agent.to_string());
+            if event.data["status"] == "wrap_up" {
+                self.wrap_up.entry(agent.to_string()).or_insert(now);
+            } else if self.wrap_up.remove(agent).is_some() {
+                self.resolve(&mut out, AlertKind::LongWrapUp, subject, "status_changed");
             }
         }
         out
