@@ -84,6 +84,7 @@ struct Running {
     key: String,
     store: Store,
     demo: TenantId,
+    events: switchboard::monitor::EventBus,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     _db: TestDb,
@@ -102,10 +103,11 @@ impl Running {
         let key = server.demo_key.clone().expect("demo tenant");
         let store = server.state.store.clone();
         let demo = server.state.twilio_tenant.clone();
+        let events = server.state.events.clone();
         let stop = CancellationToken::new();
         let s = stop.clone();
         let task = tokio::spawn(server.run(async move { s.cancelled().await }));
-        Self { base: format!("http://{addr}"), ws: format!("ws://{addr}/twilio/stream/test"), key, store, demo, stop, task, _db: db }
+        Self { base: format!("http://{addr}"), ws: format!("ws://{addr}/twilio/stream/test"), key, store, demo, events, stop, task, _db: db }
     }
 
     async fn get(&self, key: &str, path: &str) -> (u16, Value) {
@@ -207,6 +209,10 @@ async fn dead_air_on_a_real_call_is_raised_and_resolves_when_the_caller_speaks()
     }
     assert_eq!(resolved["resolution"], "caller_spoke", "not resolved by the caller's speech: {resolved}");
     assert_eq!(resolved["resolved_by"], "system");
+    // Both changes went out on the tenant's bus (what /ws/events relays).
+    let history = srv.events.subscribe(&srv.demo, Some(0)).missed;
+    let of = |kind: &str| history.iter().filter(|e| e.kind == kind && e.data["id"] == id.as_str()).count();
+    assert_eq!((of("alert.raised"), of("alert.resolved")), (1, 1));
     caller.hangup().await.unwrap();
     srv.shutdown().await;
 }
