@@ -582,6 +582,7 @@ async fn ice_failure_and_finished_calls_leave_no_tasks_or_sockets_behind() {
         waited += 1;
         (tasks_after, fds_after) = (metrics.num_alive_tasks(), open_fds());
     }
+    assert!(tasks_after <= tasks_before, "tasks: {tasks_before} before, {tasks_after} after");
     let mut new = fds_after.clone();
     for f in &fds_before {
         if let Some(i) = new.iter().position(|n| n == f) {
