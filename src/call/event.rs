@@ -48,7 +48,14 @@ impl EndCause {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallEvent {
-    Started { transport: &'static str, from: Option<String>, to: Option<String>, flow: Option<String> },
+    Started {
+        transport: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+        flow: Option<String>,
+        /// The transport's custom parameters (Twilio `<Parameter>`s).
+        params: std::collections::BTreeMap<String, String>,
+    },
     SpeechStarted { at_ms: u64 },
     SpeechEnded { at_ms: u64, duration_ms: u64 },
     TranscriptPartial { text: String },

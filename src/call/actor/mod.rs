@@ -234,6 +234,7 @@ impl Actor {
             from: self.info.from.clone(),
             to: self.info.to.clone(),
             flow: self.dialog.flow.clone(),
+            params: self.info.params.clone(),
         });
         self.state = CallState::Listening;
         self.open_stt();

@@ -614,8 +614,9 @@ mod tests {
         assert_eq!(app_event(&live(&ended)), Some(AppEvent::CallEnded { cause: "caller_hangup".into(), duration_ms: 5 }));
         assert_eq!(app_event(&live(&CallEvent::Dtmf { digit: '4' })), Some(AppEvent::Dtmf { digit: "4".into() }));
         assert_eq!(app_event(&live(&CallEvent::BargeIn { utterance: 1, at_ms: 3 })), None);
-        let started = CallEvent::Started { transport: "twilio", from: Some("+1".into()), to: None, flow: None };
-        assert!(matches!(app_event(&live(&started)), Some(AppEvent::CallStarted { params, .. }) if params.is_empty()));
+        let params = BTreeMap::from([("FirstName".to_string(), "Jane".to_string())]);
+        let started = CallEvent::Started { transport: "twilio", from: Some("+1".into()), to: None, flow: None, params };
+        assert!(matches!(app_event(&live(&started)), Some(AppEvent::CallStarted { params, .. }) if params["FirstName"] == "Jane"));
     }
 
     #[test]
