@@ -19,16 +19,16 @@ RAMP=${RAMP:-10s}
 HOLD=${HOLD:-30s}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
-SERVER_BIN=${SERVER_BIN:-target/release/switchboard}
+SERVER_BIN=${SERVER_BIN:-${CARGO_TARGET_DIR:-target}/release/switchboard}
 out=loadtest/results/capacity
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-if [ "$SERVER_BIN" = target/release/switchboard ]; then
+if [ "$SERVER_BIN" = "${CARGO_TARGET_DIR:-target}/release/switchboard" ]; then
   cargo build --quiet --release --bin switchboard
 fi
 cargo build --quiet --release -p switchboard-loadgen
-gen=target/release/switchboard-loadgen
+gen=${CARGO_TARGET_DIR:-target}/release/switchboard-loadgen
 
 server_pid=""
 scratch=$(mktemp -d)

@@ -40,7 +40,7 @@ if [ -z "${TARGET_URL:-}" ]; then
   SWITCHBOARD_SPEECH__STT=${STT:-null} SWITCHBOARD_SPEECH__TTS=${TTS:-tone} \
   SWITCHBOARD_FLOWS__DIR=loadtest/flows SWITCHBOARD_CALLS__MAX_CONCURRENT=${MAX_CALLS:-5000} \
   SWITCHBOARD_SERVER__LOG_FILTER=${LOG_FILTER:-warn} \
-    "target/$profile/switchboard" serve --listen "127.0.0.1:$port" --data-dir "$scratch/data" \
+    "${CARGO_TARGET_DIR:-target}/$profile/switchboard" serve --listen "127.0.0.1:$port" --data-dir "$scratch/data" \
     >"$scratch/server.log" 2>&1 &
   server_pid=$!
   export TARGET_URL="http://127.0.0.1:$port"

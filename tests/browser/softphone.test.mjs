@@ -1,7 +1,7 @@
 // The softphone in a real browser: Debian's chromium, headless, with a WAV as its microphone
 // ("billing please" after enough silence for the greeting and the question), driven by
-// playwright-core. It starts a server on a free loopback port (or uses SWITCHBOARD_URL and
-// SWITCHBOARD_API_KEY), places a call to the demo flow and checks: connected, the greeting in
+// playwright-core. It starts a server on a free loopback port (or uses SOFTPHONE_TEST_URL and
+// SOFTPHONE_TEST_API_KEY), places a call to the demo flow and checks: connected, the greeting in
 // the transcript, "billing" recognized, the transfer, hang-up ending the call. A screenshot goes
 // to test-artifacts/softphone.png.
 //
@@ -49,10 +49,10 @@ function makeWav(dir) {
 }
 
 async function startServer(dir) {
-  if (process.env.SWITCHBOARD_URL) {
-    return { base: process.env.SWITCHBOARD_URL, key: process.env.SWITCHBOARD_API_KEY, stop: async () => {} };
+  if (process.env.SOFTPHONE_TEST_URL) {
+    return { base: process.env.SOFTPHONE_TEST_URL, key: process.env.SOFTPHONE_TEST_API_KEY, stop: async () => {} };
   }
-  const bin = process.env.SWITCHBOARD_BIN || join(root, 'target/debug/switchboard');
+  const bin = process.env.SOFTPHONE_TEST_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/switchboard');
   if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --bin switchboard`);
   const port = await freePort();
   const dataDir = join(dir, 'data');
