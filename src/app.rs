@@ -305,7 +305,7 @@ impl Server {
             events: state.events.clone(),
             config: state.config.alerts.clone(),
         };
-        crate::monitor::alerts::spawn_evaluator(alerts, state.shutdown.token.clone());
+        crate::monitor::alerts::spawn_evaluator(alerts, state.shutdown.token.clone()).await;
         Ok(Self { state, local_addr, demo_key, listener, writer })
     }
 

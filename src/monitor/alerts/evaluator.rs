@@ -37,17 +37,18 @@ impl AlertService {
 }
 
 /// Starts the evaluator (unless disabled); it stops when `stop` is cancelled.
-pub fn spawn_evaluator(service: AlertService, stop: CancellationToken) -> Option<JoinHandle<()>> {
+pub async fn spawn_evaluator(service: AlertService, stop: CancellationToken) -> Option<JoinHandle<()>> {
     if !service.config.enabled {
         info!("alerts disabled");
         return None;
     }
+    // Before serving: alerts raised after start must never be mistaken for stale ones.
+    match service.store.resolve_stale_alerts().await {
+        Ok(0) => {}
+        Ok(n) => info!(n, "resolved alerts left active by the previous run"),
+        Err(err) => warn!(%err, "cannot resolve stale alerts"),
+    }
     Some(tokio::spawn(async move {
-        match service.store.resolve_stale_alerts().await {
-            Ok(0) => {}
-            Ok(n) => info!(n, "resolved alerts left active by the previous run"),
-            Err(err) => warn!(%err, "cannot resolve stale alerts"),
-        }
         let mut watched: HashSet<TenantId> = HashSet::new();
         let mut scan = tokio::time::interval(TENANT_SCAN);
         loop {
