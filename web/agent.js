@@ -692,7 +692,7 @@ function liveCallEvent(kind, d) {
     addLine('system', d.on ? 'The caller is on hold.' : 'The caller is off hold.');
     render();
   } else if (kind === 'monitor_mode' || (kind === 'participant_joined' && d.role === 'supervisor')) {
-    addLine('system', MONITOR_LINES[d.mode] || 'A supervisor joined.');
+    addLine('system', MONITOR_LINES[d.to || d.mode] || 'A supervisor joined.');
   } else if (kind === 'participant_left' && me) {
     if (con.state === 'wrap_up') closeMedia();
     else if (con.state === 'connecting' || con.state === 'in_call') {
