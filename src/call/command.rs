@@ -4,6 +4,7 @@ use tokio::sync::oneshot;
 
 use crate::dialog::Action;
 
+use super::room::{JoinError, Joined, MonitorMode, ParticipantId, Role};
 use super::CallSnapshot;
 
 #[derive(Debug)]
@@ -24,4 +25,13 @@ pub enum CallCommand {
     /// back (`false`). While external, the call's own dialog is not consulted: what happens is
     /// published as events and the bot answers with `Act` commands.
     External(bool),
+    /// Someone joins the call's audio (an agent taking it, a supervisor monitoring it).
+    Join { role: Role, reply: oneshot::Sender<Result<Joined, JoinError>> },
+    /// A participant's session ended (`reason` goes on the call log).
+    Leave { id: ParticipantId, reason: String },
+    /// A supervisor switches between listen, whisper and barge; `false` if no such supervisor.
+    SetMode { id: ParticipantId, mode: MonitorMode, reply: oneshot::Sender<bool> },
+    /// An event from outside the actor for the call's timeline (a disposition while the call
+    /// is still live), so it takes its place in the call's sequence.
+    Note { kind: &'static str, data: serde_json::Value },
 }

@@ -25,6 +25,8 @@ pub enum EndCause {
     Shutdown,
     /// A protocol violation we could not recover from.
     ProtocolError,
+    /// The agent who had the call hung up (left it).
+    AgentHangup,
 }
 
 impl EndCause {
@@ -39,6 +41,7 @@ impl EndCause {
             Self::SlowConsumer => "slow_consumer",
             Self::Shutdown => "shutdown",
             Self::ProtocolError => "protocol_error",
+            Self::AgentHangup => "agent_hangup",
         }
     }
 }
@@ -59,7 +62,9 @@ pub enum CallEvent {
     SpeechStarted { at_ms: u64 },
     SpeechEnded { at_ms: u64, duration_ms: u64 },
     TranscriptPartial { text: String },
-    TranscriptFinal { text: String, confidence: f32, start_ms: u64, end_ms: u64 },
+    /// `speaker` is `caller`, or `agent` once an agent has the call (then times are on the
+    /// agent's audio clock, from when they joined).
+    TranscriptFinal { text: String, confidence: f32, start_ms: u64, end_ms: u64, speaker: &'static str },
     Dtmf { digit: char },
     /// The bot began an utterance.
     BotSpeaking { utterance: u32, text: String },
@@ -76,6 +81,20 @@ pub enum CallEvent {
     TransferFailed { target: String, reason: String },
     ProtocolWarning { reason: String },
     ProviderError { provider: String, reason: String },
+    /// An agent or supervisor joined the call's audio.
+    ParticipantJoined {
+        participant: String,
+        role: &'static str,
+        agent_id: Option<String>,
+        name: Option<String>,
+        mode: Option<&'static str>,
+    },
+    ParticipantLeft { participant: String, role: &'static str, reason: String },
+    /// A supervisor switched between listen, whisper and barge.
+    MonitorMode { participant: String, from: &'static str, to: &'static str },
+    /// The agent's voice activity (times in ms since the call started).
+    AgentSpeechStarted { at_ms: u64 },
+    AgentSpeechEnded { at_ms: u64, duration_ms: u64 },
     Ended { cause: EndCause, duration_ms: u64 },
 }
 
@@ -100,6 +119,11 @@ impl CallEvent {
             Self::TransferFailed { .. } => "transfer_failed",
             Self::ProtocolWarning { .. } => "protocol_warning",
             Self::ProviderError { .. } => "provider_error",
+            Self::ParticipantJoined { .. } => "participant_joined",
+            Self::ParticipantLeft { .. } => "participant_left",
+            Self::MonitorMode { .. } => "monitor_mode",
+            Self::AgentSpeechStarted { .. } => "agent_speech_started",
+            Self::AgentSpeechEnded { .. } => "agent_speech_ended",
             Self::Ended { .. } => "ended",
         }
     }

@@ -10,6 +10,7 @@ mod hold;
 pub mod leg;
 pub mod playout;
 pub mod registry;
+pub mod room;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -100,4 +101,8 @@ pub struct CallSnapshot {
     pub frames_out: u64,
     pub muted: bool,
     pub on_hold: bool,
+    /// The agent on the call, if one took it.
+    pub agent_id: Option<String>,
+    /// Agents and supervisors in the call's audio.
+    pub participants: usize,
 }

@@ -13,6 +13,8 @@ pub enum CallState {
     /// A transfer has been started; a following transport stop is not a hang-up.
     Transferring { target: String },
     OnHold,
+    /// An agent took the call: the caller talks to them; the bot neither listens nor talks.
+    WithAgent { agent_id: String },
     Ended { cause: EndCause },
 }
 
@@ -24,6 +26,7 @@ impl CallState {
             Self::BotSpeaking { .. } => "bot_speaking",
             Self::Transferring { .. } => "transferring",
             Self::OnHold => "on_hold",
+            Self::WithAgent { .. } => "with_agent",
             Self::Ended { .. } => "ended",
         }
     }

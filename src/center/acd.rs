@@ -321,6 +321,12 @@ impl Acd {
             return Err(AcdError::AlreadyQueued(call));
         }
         let dept = self.repo.department_by_name(&tenant, &department).await?;
+        // An agent sending the call onward is done with it: they wrap up, and the call can be
+        // given to someone else (one agent per call is a database rule).
+        if let Some(agent) = self.repo.release_call(&tenant, &call, AgentStatus::WrapUp, now_ms()).await? {
+            info!(%call, %agent, "agent passed the call on");
+            self.events.publish(&tenant, "agent.status", Some(&call), None, json!({ "agent_id": agent, "status": "wrap_up" }));
+        }
         let transfer = match transfer {
             Some(t) => t,
             None => {
@@ -499,8 +505,10 @@ impl Acd {
         let entry = self.leave(tenant, w.entry, EntryOutcome::Answered, wait_ms).await;
         let dept = w.department.name;
         info!(call = %entry.call_id, %agent, wait_ms, "call answered");
-        self.order(tenant, &entry.call_id, CallOrder::Hold(false));
+        // A browser agent's call stays on hold until the agent's audio joins it (the call
+        // actor ends the hold then), so the caller never hears the bot or silence between.
         if let Some(target) = dial {
+            self.order(tenant, &entry.call_id, CallOrder::Hold(false));
             self.order(tenant, &entry.call_id, CallOrder::Connect(target));
         }
         self.events.publish(tenant, "agent.status", None, Some(&dept), json!({ "agent_id": agent, "status": "busy", "call_id": entry.call_id }));

@@ -236,6 +236,7 @@ pub enum Action {
 struct CallState {
     caller_speaking: bool,
     bot_speaking: bool,
+    agent_speaking: bool,
     on_hold: bool,
     /// The last moment someone spoke or stopped speaking (ms, the rules' clock).
     last_activity: u64,
@@ -380,6 +381,11 @@ impl Rules {
                 speech_resumed = true;
             }
             "call.bot_utterance" => state.bot_speaking = false,
+            "call.agent_speech_started" => {
+                state.agent_speaking = true;
+                speech_resumed = true;
+            }
+            "call.agent_speech_ended" => state.agent_speaking = false,
             "call.hold" => state.on_hold = event.data["on"].as_bool().unwrap_or(false),
             "call.barge_in" => {
                 state.barge_ins.push_back(now);
@@ -426,7 +432,11 @@ impl Rules {
             _ => {}
         }
         // Any speech boundary counts as activity (end of speech restarts the silence clock).
-        if matches!(kind, "call.speech_started" | "call.speech_ended" | "call.bot_speaking" | "call.bot_utterance" | "call.hold") {
+        if matches!(
+            kind,
+            "call.speech_started" | "call.speech_ended" | "call.bot_speaking" | "call.bot_utterance" | "call.hold"
+                | "call.agent_speech_started" | "call.agent_speech_ended"
+        ) {
             state.last_activity = now;
         }
         let clears_dead_air = speech_resumed || kind == "call.hold";
@@ -440,6 +450,7 @@ impl Rules {
             let reason = match kind {
                 "call.speech_started" => "caller_spoke",
                 "call.bot_speaking" => "bot_spoke",
+                "call.agent_speech_started" => "agent_spoke",
                 _ => "on_hold",
             };
             self.resolve(out, AlertKind::DeadAir, subject, reason);
@@ -465,7 +476,7 @@ impl Rules {
         let mut clears = Vec::new();
         for (call, s) in &mut self.calls {
             let silent = now.saturating_sub(s.last_activity);
-            if !s.caller_speaking && !s.bot_speaking && !s.on_hold && dead_air > 0 && silent >= dead_air {
+            if !s.caller_speaking && !s.bot_speaking && !s.agent_speaking && !s.on_hold && dead_air > 0 && silent >= dead_air {
                 let severity = if critical > dead_air && silent >= critical { Severity::Critical } else { Severity::Warning };
                 if s.dead_air_level.is_none() {
                     s.dead_air_level = Some(severity);

@@ -17,8 +17,8 @@ impl Actor {
     // ---- dialog and actions ----------------------------------------------------------
 
     pub(super) fn dialog_input(&mut self, input: DialogInput) {
-        // On hold the call belongs to the queue, not to the bot.
-        if self.hold.is_some() && !matches!(input, DialogInput::Started { .. }) {
+        // On hold the call belongs to the queue, not to the bot; with an agent, to the agent.
+        if (self.hold.is_some() || self.has_agent()) && !matches!(input, DialogInput::Started { .. }) {
             return;
         }
         if self.external {
@@ -66,6 +66,7 @@ impl Actor {
             Action::TransferToDepartment { department } => {
                 info!(%department, "transfer to department requested");
                 self.emit(CallEvent::TransferRequested { target: department.clone(), target_kind: "department" });
+                self.release_agent("transferred");
                 if let Some(acd) = &self.services.acd {
                     let request = crate::center::acd::Enqueue::new(self.info.tenant.clone(), self.info.id.clone(), department.clone());
                     // Never waits: a full distributor leaves the caller with the bot, and says so.
@@ -98,6 +99,7 @@ impl Actor {
 
     pub(super) fn transfer_to_number(&mut self, number: String) {
         self.emit(CallEvent::TransferRequested { target: number.clone(), target_kind: "number" });
+        self.release_agent("transferred");
         let (Some(rest), Some(sid)) = (self.services.twilio.clone(), self.info.external_id.clone()) else {
             let reason = "no Twilio REST credentials configured".to_string();
             warn!(%number, %reason, "cannot transfer");

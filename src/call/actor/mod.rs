@@ -30,6 +30,7 @@ use crate::store::{CallEventRecord, NewCall};
 
 mod actions;
 mod llm;
+mod room;
 mod speech;
 
 const FRAME: Duration = Duration::from_millis(20);
@@ -44,6 +45,7 @@ enum Internal {
     TtsOpened(UtteranceId, Result<TtsStream, SpeechError>),
     WavLoaded(UtteranceId, Result<(Vec<i16>, SampleRate), String>),
     TransferDone(String, Result<(), String>),
+    AgentSttOpened(Result<SttStream, SpeechError>),
 }
 
 struct ActiveTts {
@@ -123,6 +125,8 @@ struct Actor {
     /// When the current utterance's first audio arrived from TTS, until its first frame goes
     /// out (the `tts_to_first_frame` stage latency).
     first_frame_due: Option<Instant>,
+    /// Agents and supervisors in the call, once someone has joined.
+    bridge: Option<room::Bridge>,
     ending: Option<EndCause>,
 }
 
@@ -175,6 +179,7 @@ impl Actor {
             llm: None,
             external: false,
             first_frame_due: None,
+            bridge: None,
             ending: None,
         })
     }
@@ -195,12 +200,16 @@ impl Actor {
                     Some(msg) => self.on_leg(msg),
                     None => self.end_by_transport(),
                 },
-                _ = tick.tick() => self.pace(),
+                _ = tick.tick() => self.on_tick(),
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(ev) = recv_stt(&mut self.stt) => self.on_stt(ev),
                 Some(ev) = recv_tts(&mut self.tts) => self.on_tts(ev),
                 Some(out) = llm::recv(&mut self.llm) => self.on_llm(out),
                 Some(msg) = self.internal_rx.recv() => self.on_internal(msg),
+                Some(input) = room::recv(&mut self.bridge) => match input {
+                    room::BridgeInput::Side(audio) => self.on_side_audio(audio),
+                    room::BridgeInput::AgentStt(ev) => self.on_agent_stt(ev),
+                },
                 () = sleep_until_opt(listen) => {
                     self.listen_deadline = None;
                     self.dialog_input(DialogInput::NoInput);
@@ -265,6 +274,24 @@ impl Actor {
         let _ = self.services.writer.submit(WriteOp::Event(record));
     }
 
+    /// An event from outside (see [`CallCommand::Note`]), numbered in the call's sequence.
+    fn emit_note(&mut self, kind: &'static str, mut data: serde_json::Value) {
+        self.seq += 1;
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("kind".into(), kind.into());
+        }
+        let record = CallEventRecord {
+            tenant_id: self.info.tenant.clone(),
+            call_id: self.info.id.clone(),
+            seq: self.seq,
+            kind: kind.to_string(),
+            at: now_ms(),
+            data: data.to_string(),
+        };
+        self.services.events.publish(&self.info.tenant, format!("call.{kind}"), Some(&self.info.id), None, data);
+        let _ = self.services.writer.submit(WriteOp::Event(record));
+    }
+
     fn send_leg(&mut self, out: LegOut) {
         match self.leg_out.try_send(out) {
             Ok(()) => {}
@@ -325,6 +352,12 @@ impl Actor {
         if let Err(err) = processed {
             warn!(%err, "inbound audio processing failed");
             return;
+        }
+        if let Some(bridge) = self.bridge.as_mut() {
+            match &audio {
+                CallerAudio::Mulaw8k(_) => bridge.room.caller.push(&self.pcm16),
+                CallerAudio::Pcm16k(samples) => bridge.room.caller.push(samples),
+            }
         }
         if !self.muted && self.hold.is_none() {
             let wants_mulaw = self.stt.as_ref().map(|s| s.format) == Some(SttAudioFormat::Mulaw8k);
@@ -504,6 +537,7 @@ impl Actor {
                     confidence,
                     start_ms: (start * 1000.0) as u64,
                     end_ms: (end * 1000.0) as u64,
+                    speaker: "caller",
                 });
                 if !text.is_empty() {
                     self.listen_deadline = None;
@@ -595,6 +629,8 @@ impl Actor {
                 }
                 self.pump_actions();
             }
+            Internal::AgentSttOpened(Ok(stream)) => self.agent_stt_opened(stream),
+            Internal::AgentSttOpened(Err(err)) => self.provider_error(self.services.stt.name(), &err),
             Internal::TransferDone(target, Ok(())) => info!(%target, "transfer accepted by Twilio"),
             Internal::TransferDone(target, Err(reason)) => {
                 warn!(%target, %reason, "transfer failed");
@@ -635,8 +671,23 @@ impl Actor {
                     frames_out: self.frames_out,
                     muted: self.muted,
                     on_hold: self.hold.is_some(),
+                    agent_id: match &self.state {
+                        CallState::WithAgent { agent_id } => Some(agent_id.clone()),
+                        _ => None,
+                    },
+                    participants: self.bridge.as_ref().map_or(0, |b| b.room.participants.len()),
                 });
             }
+            CallCommand::Join { role, reply } => {
+                let result = self.join(role);
+                let _ = reply.send(result);
+            }
+            CallCommand::Leave { id, reason } => self.leave(&id, &reason),
+            CallCommand::SetMode { id, mode, reply } => {
+                let found = self.set_mode(&id, mode);
+                let _ = reply.send(found);
+            }
+            CallCommand::Note { kind, data } => self.emit_note(kind, data),
         }
     }
 
@@ -650,6 +701,7 @@ impl Actor {
 
     fn finish(&mut self) {
         let cause = self.ending.unwrap_or(EndCause::TransportClosed);
+        self.close_room();
         let cut = self.playout.cut_all();
         for f in cut {
             self.record_utterance(f);

@@ -157,6 +157,12 @@ impl Actor {
         while self.sent_until < horizon && self.ending.is_none() {
             let Some(frame) = self.outbound.next_frame(self.sent_until.into_std()) else { break };
             let first = self.frames_out == 0;
+            if let Some(bridge) = self.bridge.as_mut() {
+                // Hold audio is the caller's alone.
+                if self.hold.is_none() {
+                    bridge.tap_bot(&frame.audio);
+                }
+            }
             self.send_leg(frame.audio);
             for mark in frame.marks_after {
                 self.send_leg(LegOut::Mark(mark));

@@ -466,7 +466,14 @@ enum BusCall {
     SpeechStarted { at_ms: u64 },
     SpeechEnded { at_ms: u64, duration_ms: u64 },
     TranscriptPartial { text: String },
-    TranscriptFinal { text: String, confidence: f32, start_ms: u64, end_ms: u64 },
+    TranscriptFinal {
+        text: String,
+        confidence: f32,
+        start_ms: u64,
+        end_ms: u64,
+        #[serde(default)]
+        speaker: Option<String>,
+    },
     Dtmf { digit: String },
     BotSpeaking { utterance: u32, text: String },
     BotUtterance { utterance: u32, text: String, heard: String, cut: bool, played_ms: u64 },
@@ -500,7 +507,9 @@ pub fn app_event(ev: &LiveEvent) -> Option<AppEvent> {
         BusCall::SpeechStarted { at_ms } => AppEvent::SpeechStarted { at_ms },
         BusCall::SpeechEnded { at_ms, duration_ms } => AppEvent::SpeechEnded { at_ms, duration_ms },
         BusCall::TranscriptPartial { text } => AppEvent::TranscriptPartial { text },
-        BusCall::TranscriptFinal { text, confidence, start_ms, end_ms } => {
+        // The app drives the bot's side of the conversation: what an agent says is not input.
+        BusCall::TranscriptFinal { speaker: Some(s), .. } if s != "caller" => return None,
+        BusCall::TranscriptFinal { text, confidence, start_ms, end_ms, .. } => {
             AppEvent::TranscriptFinal { text, confidence, start_ms, end_ms }
         }
         BusCall::Dtmf { digit } => AppEvent::Dtmf { digit },
@@ -598,7 +607,9 @@ mod tests {
             app_event(&live(&cut)),
             Some(AppEvent::BotInterrupted { utterance: 2, text: "Hello there".into(), heard: "Hello".into(), played_ms: 400 })
         );
-        let fin = CallEvent::TranscriptFinal { text: "billing".into(), confidence: 0.5, start_ms: 1, end_ms: 2 };
+        let fin = CallEvent::TranscriptFinal { text: "billing".into(), confidence: 0.5, start_ms: 1, end_ms: 2, speaker: "caller" };
+        let agent = CallEvent::TranscriptFinal { text: "hello".into(), confidence: 0.5, start_ms: 1, end_ms: 2, speaker: "agent" };
+        assert_eq!(app_event(&live(&agent)), None, "an agent's words are not the caller's");
         let json = serde_json::to_value(ServerMsg::Event {
             seq: 9,
             at: 0,

@@ -1,0 +1,379 @@
+//! The call actor's side of people joining the call (see `call/room.rs`): joins, leaves and
+//! mode changes, the per-tick fan-out of every leg, what the caller hears while an agent or a
+//! barging supervisor is on, and the agent's voice activity and transcript.
+
+use media::codec::g711::{ulaw_decode, ulaw_encode};
+use media::mixer::{Gain, MixInput, Mixer};
+use media::{SampleRate, StreamResampler};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{Actor, Internal, FRAME};
+use crate::call::audio::{InboundAudio, VadEvent};
+use crate::call::event::{CallEvent, EndCause};
+use crate::call::leg::{LegFormat, LegOut};
+use crate::call::room::{caller_mix, JoinError, Joined, MonitorMode, ParticipantId, Role, Room, SideAudio, TickRole, FRAME_SAMPLES};
+use crate::call::state::CallState;
+use crate::speech::stt::{SttAudioFormat, SttContext, SttEvent, SttInput, SttStream};
+
+/// A call's room and the audio state that exists only while someone has joined.
+pub(super) struct Bridge {
+    pub room: Room,
+    mixer: Mixer,
+    /// Bot audio on a μ-law leg, to 16 kHz for listeners.
+    up: Option<StreamResampler>,
+    /// Participants' audio to a μ-law caller, to 8 kHz.
+    down: Option<StreamResampler>,
+    /// Downsampled audio not yet sent (the resampler works in blocks).
+    to_caller_8k: std::collections::VecDeque<i16>,
+    scratch: Vec<i16>,
+    /// The agent's voice activity, on its own clock.
+    agent_vad: Option<InboundAudio>,
+    agent_stt: Option<SttStream>,
+    /// Agent audio (16 kHz) kept while the agent's recognizer connects.
+    agent_stt_pending: Vec<SttInput>,
+    agent_samples: u64,
+}
+
+impl Bridge {
+    fn new(format: LegFormat) -> Result<Self, String> {
+        let (up, down) = match format {
+            LegFormat::Mulaw8k => (
+                Some(StreamResampler::new(SampleRate::HZ_8000, SampleRate::HZ_16000).map_err(|e| e.to_string())?),
+                Some(StreamResampler::new(SampleRate::HZ_16000, SampleRate::HZ_8000).map_err(|e| e.to_string())?),
+            ),
+            LegFormat::Pcm16k => (None, None),
+        };
+        Ok(Self {
+            room: Room::new(),
+            mixer: Mixer::new(FRAME_SAMPLES),
+            up,
+            down,
+            to_caller_8k: std::collections::VecDeque::with_capacity(640),
+            scratch: Vec::with_capacity(640),
+            agent_vad: None,
+            agent_stt: None,
+            agent_stt_pending: Vec::new(),
+            agent_samples: 0,
+        })
+    }
+
+    /// Copies a frame the bot sent to the caller into the listeners' tap, at 16 kHz.
+    pub(super) fn tap_bot(&mut self, audio: &LegOut) {
+        match audio {
+            LegOut::Pcm16k(samples) => self.room.bot.push(samples),
+            LegOut::Mulaw8k(bytes) => {
+                let Some(up) = self.up.as_mut() else { return };
+                let pcm8: Vec<i16> = bytes.iter().map(|&b| ulaw_decode(b)).collect();
+                self.scratch.clear();
+                if up.process(&pcm8, &mut self.scratch).is_ok() {
+                    self.room.bot.push(&self.scratch);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Actor {
+    pub(super) fn has_agent(&self) -> bool {
+        self.bridge.as_ref().is_some_and(|b| b.room.agent().is_some())
+    }
+
+    pub(super) fn join(&mut self, role: Role) -> Result<Joined, JoinError> {
+        if self.ending.is_some() {
+            return Err(JoinError::Ending);
+        }
+        if self.bridge.is_none() {
+            self.bridge = Some(Bridge::new(self.format).map_err(|reason| {
+                warn!(%reason, "cannot set up the call's room");
+                JoinError::Ending
+            })?);
+        }
+        let bridge = self.bridge.as_mut().expect("set just above");
+        let joined = bridge.room.join(role.clone())?;
+        let (agent_id, name, mode) = match &role {
+            Role::Agent { agent_id } => (Some(agent_id.to_string()), None, None),
+            Role::Supervisor { name, mode } => (None, Some(name.clone()), Some(mode.as_str())),
+        };
+        info!(participant = %joined.id, role = role.name(), ?agent_id, ?mode, "participant joined");
+        self.emit(CallEvent::ParticipantJoined {
+            participant: joined.id.to_string(),
+            role: role.name(),
+            agent_id: agent_id.clone(),
+            name,
+            mode,
+        });
+        if let Some(agent_id) = agent_id {
+            self.agent_takes_call(agent_id);
+        }
+        Ok(joined)
+    }
+
+    /// From now on the caller talks to the agent: the bot stops talking and listening, the
+    /// queue's hold ends, and the agent's side gets its own voice detection and transcript.
+    fn agent_takes_call(&mut self, agent_id: String) {
+        self.stop_speaking();
+        self.actions.clear();
+        self.listen_deadline = None;
+        self.set_hold(false);
+        self.state = CallState::WithAgent { agent_id };
+        if let Some(bridge) = self.bridge.as_mut() {
+            match InboundAudio::new(&self.services.config.vad) {
+                Ok(vad) => bridge.agent_vad = Some(vad),
+                Err(err) => warn!(%err, "no voice detection for the agent"),
+            }
+        }
+        let ctx = SttContext {
+            call_id: self.info.id.to_string(),
+            language: None,
+            phrases: self.dialog.phrases.clone(),
+            native_format: Some(SttAudioFormat::Linear16k),
+        };
+        let provider = self.services.stt.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = provider.open(ctx).await;
+            let _ = tx.send(Internal::AgentSttOpened(result)).await;
+        });
+    }
+
+    pub(super) fn agent_stt_opened(&mut self, stream: SttStream) {
+        let Some(bridge) = self.bridge.as_mut().filter(|b| b.room.agent().is_some()) else {
+            let _ = stream.input.try_send(SttInput::Close);
+            return;
+        };
+        if stream.format != SttAudioFormat::Linear16k {
+            warn!(format = ?stream.format, "the recognizer wants another format; no agent transcript");
+            let _ = stream.input.try_send(SttInput::Close);
+            return;
+        }
+        for input in bridge.agent_stt_pending.drain(..) {
+            let _ = stream.input.try_send(input);
+        }
+        bridge.agent_stt = Some(stream);
+    }
+
+    pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str) {
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        let Some(p) = bridge.room.leave(id) else { return };
+        let was_agent = matches!(p.role, Role::Agent { .. });
+        if was_agent {
+            if let Some(stt) = bridge.agent_stt.take() {
+                let _ = stt.input.try_send(SttInput::Close);
+            }
+            bridge.agent_vad = None;
+            bridge.agent_stt_pending.clear();
+        }
+        let empty = bridge.room.participants.is_empty();
+        info!(participant = %id, role = p.role.name(), reason, "participant left");
+        self.emit(CallEvent::ParticipantLeft { participant: id.to_string(), role: p.role.name(), reason: reason.to_string() });
+        if empty {
+            self.bridge = None;
+        }
+        if was_agent && matches!(self.state, CallState::WithAgent { .. }) {
+            // The agent hung up: so does the call, as with any two-party call.
+            self.hangup_via_rest();
+            self.end(EndCause::AgentHangup);
+        }
+    }
+
+    /// The agent's call goes elsewhere (a transfer onward): the agent is put out of it.
+    pub(super) fn release_agent(&mut self, reason: &str) {
+        let Some(id) = self.bridge.as_ref().and_then(|b| b.room.agent()).map(|p| p.id.clone()) else { return };
+        // Not `WithAgent` any more, so leaving does not end the call.
+        self.state = CallState::Listening;
+        self.leave(&id, reason);
+    }
+
+    pub(super) fn set_mode(&mut self, id: &ParticipantId, mode: MonitorMode) -> bool {
+        let Some(old) = self.bridge.as_mut().and_then(|b| b.room.set_mode(id, mode)) else { return false };
+        if old != mode {
+            info!(participant = %id, from = old.as_str(), to = mode.as_str(), "monitor mode changed");
+            self.emit(CallEvent::MonitorMode { participant: id.to_string(), from: old.as_str(), to: mode.as_str() });
+        }
+        true
+    }
+
+    pub(super) fn on_side_audio(&mut self, audio: SideAudio) {
+        if let Some(bridge) = self.bridge.as_mut() {
+            bridge.room.on_side_audio(audio);
+        }
+    }
+
+    /// Every 20 ms: the caller's audio goes out (live when participants are heard, paced ahead
+    /// otherwise), then this tick's frames of every leg go to the participants.
+    pub(super) fn on_tick(&mut self) {
+        let live = self.bridge.as_ref().is_some_and(|b| b.room.caller_hears_participants());
+        if !live {
+            self.pace();
+            if self.bridge.is_some() {
+                self.fan_out(false);
+            }
+            return;
+        }
+        self.refill_hold_music();
+        let now = Instant::now();
+        let bot = self.outbound.next_frame(now.into_std());
+        let on_hold = self.hold.is_some();
+        let (bot_audio, marks) = match bot {
+            Some(f) => (Some(f.audio), f.marks_after),
+            None => (None, Vec::new()),
+        };
+        if let (Some(audio), Some(bridge)) = (&bot_audio, self.bridge.as_mut()) {
+            // Hold audio is the caller's alone.
+            if !on_hold {
+                bridge.tap_bot(audio);
+            }
+        }
+        let Some(frames) = self.fan_out(on_hold) else { return };
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        let mut extra = [0i16; FRAME_SAMPLES];
+        let heard = caller_mix(&frames, &mut bridge.mixer, &mut extra);
+        let out = match self.format {
+            LegFormat::Pcm16k => {
+                let bot = match &bot_audio {
+                    Some(LegOut::Pcm16k(s)) => s.as_slice(),
+                    _ => &[][..],
+                };
+                let mut mixed = vec![0i16; FRAME_SAMPLES];
+                let unity = Gain::linear(1.0);
+                let extra_in: &[i16] = if heard { &extra } else { &[] };
+                bridge.mixer.mix(&[MixInput::new(bot, unity), MixInput::new(extra_in, unity)], &mut mixed);
+                LegOut::Pcm16k(mixed)
+            }
+            LegFormat::Mulaw8k => {
+                if let Some(down) = bridge.down.as_mut() {
+                    bridge.scratch.clear();
+                    let source: &[i16] = if heard { &extra } else { &[0; FRAME_SAMPLES] };
+                    if down.process(source, &mut bridge.scratch).is_ok() {
+                        bridge.to_caller_8k.extend(bridge.scratch.iter().copied());
+                    }
+                }
+                let mut pcm8 = [0i32; FRAME_SAMPLES / 2];
+                for (o, s) in pcm8.iter_mut().zip(bridge.to_caller_8k.drain(..(FRAME_SAMPLES / 2).min(bridge.to_caller_8k.len()))) {
+                    *o = i32::from(s);
+                }
+                if let Some(LegOut::Mulaw8k(bytes)) = &bot_audio {
+                    for (o, &b) in pcm8.iter_mut().zip(bytes) {
+                        *o += i32::from(ulaw_decode(b));
+                    }
+                }
+                LegOut::Mulaw8k(pcm8.iter().map(|&s| ulaw_encode(s.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)).collect())
+            }
+        };
+        self.send_leg(out);
+        for mark in marks {
+            self.send_leg(LegOut::Mark(mark));
+        }
+        self.frames_out += 1;
+        self.sent_until = now + FRAME;
+        metrics::counter!("switchboard_frames_out_total").increment(1);
+    }
+
+    /// Publishes this tick's frames and feeds the agent's frame to its voice detection and
+    /// recognizer.
+    fn fan_out(&mut self, on_hold: bool) -> Option<std::sync::Arc<crate::call::room::TickFrames>> {
+        let bridge = self.bridge.as_mut()?;
+        let frames = bridge.room.tick(on_hold);
+        let agent_frame = frames.others.iter().find(|o| o.role == TickRole::Agent).map(|o| o.samples.clone());
+        if let Some(samples) = agent_frame {
+            self.on_agent_audio(samples);
+        }
+        Some(frames)
+    }
+
+    fn on_agent_audio(&mut self, samples: Vec<i16>) {
+        let elapsed = self.elapsed_ms();
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        let mut events = Vec::new();
+        if let Some(vad) = bridge.agent_vad.as_mut() {
+            if let Err(err) = vad.push_pcm16(&samples, &mut events) {
+                debug!(%err, "agent voice detection failed on a frame");
+            }
+        }
+        let at_samples = bridge.agent_samples;
+        bridge.agent_samples += samples.len() as u64;
+        let mut inputs = vec![SttInput::Linear16k { at_samples, samples }];
+        if events.iter().any(|e| matches!(e, VadEvent::Ended { .. })) {
+            inputs.push(SttInput::Finalize);
+        }
+        for input in inputs {
+            match &bridge.agent_stt {
+                Some(stt) => {
+                    if stt.input.try_send(input).is_err() {
+                        metrics::counter!("switchboard_stt_dropped_total").increment(1);
+                    }
+                }
+                // A few seconds while connecting; older audio is of no use to a live transcript.
+                None if bridge.agent_stt_pending.len() < 250 => bridge.agent_stt_pending.push(input),
+                None => {}
+            }
+        }
+        for ev in events {
+            self.emit(match ev {
+                VadEvent::Started { .. } => CallEvent::AgentSpeechStarted { at_ms: elapsed },
+                VadEvent::Ended { duration_ms, .. } => CallEvent::AgentSpeechEnded { at_ms: elapsed, duration_ms },
+            });
+        }
+    }
+
+    pub(super) fn on_agent_stt(&mut self, ev: SttEvent) {
+        match ev {
+            SttEvent::Final { text, start, end, confidence } => {
+                let text = text.trim().to_string();
+                if text.is_empty() {
+                    return;
+                }
+                info!(%text, "agent said");
+                self.emit(CallEvent::TranscriptFinal {
+                    text,
+                    confidence,
+                    start_ms: (start * 1000.0) as u64,
+                    end_ms: (end * 1000.0) as u64,
+                    speaker: "agent",
+                });
+            }
+            SttEvent::Error(err) => self.provider_error(self.services.stt.name(), &err),
+            SttEvent::Closed => {
+                if let Some(b) = self.bridge.as_mut() {
+                    b.agent_stt = None;
+                }
+            }
+            SttEvent::Partial { .. } | SttEvent::SpeechStarted { .. } | SttEvent::SpeechEnded { .. } => {}
+        }
+    }
+
+    /// The call is ending: everyone is put out.
+    pub(super) fn close_room(&mut self) {
+        let Some(mut bridge) = self.bridge.take() else { return };
+        if let Some(stt) = bridge.agent_stt.take() {
+            let _ = stt.input.try_send(SttInput::Close);
+        }
+        for p in bridge.room.close() {
+            self.emit(CallEvent::ParticipantLeft { participant: p.id.to_string(), role: p.role.name(), reason: "call_ended".into() });
+        }
+    }
+}
+
+/// What a call's room has for the actor.
+pub(super) enum BridgeInput {
+    Side(SideAudio),
+    AgentStt(SttEvent),
+}
+
+pub(super) async fn recv(bridge: &mut Option<Bridge>) -> Option<BridgeInput> {
+    let Some(b) = bridge.as_mut() else { return std::future::pending().await };
+    let Bridge { room, agent_stt, .. } = b;
+    tokio::select! {
+        audio = room.side_rx.recv() => audio.map(BridgeInput::Side),
+        ev = recv_stt(agent_stt) => Some(BridgeInput::AgentStt(ev)),
+    }
+}
+
+async fn recv_stt(stt: &mut Option<SttStream>) -> SttEvent {
+    match stt {
+        Some(s) => s.events.recv().await.unwrap_or(SttEvent::Closed),
+        None => std::future::pending().await,
+    }
+}
