@@ -119,6 +119,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/events", get(http::events_ws::events_ws))
         .route("/ws/app", get(crate::dialog::app_ws::app_ws))
         .nest("/api/v1", api_router())
+        // The agent console and the supervisor dashboard, at names people type.
+        .route_service("/agent", tower_http::services::ServeFile::new(web_dir.join("agent.html")))
+        .route_service("/supervisor", tower_http::services::ServeFile::new(web_dir.join("supervisor.html")))
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
         .layer(
@@ -145,6 +148,7 @@ fn api_router() -> Router<AppState> {
         .route("/calls/{id}/hangup", post(http::call_control::hangup))
         .route("/calls/{id}/transfer", post(http::call_control::transfer))
         .route("/calls/{id}/transfers", get(http::transfers::for_call))
+        .route("/calls/{id}/disposition", post(http::disposition::save))
         .route("/departments", get(http::departments::list).post(http::departments::create))
         .route(
             "/departments/{id}",

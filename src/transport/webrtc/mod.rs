@@ -4,6 +4,7 @@
 //!   out, `201` + `Location`), `DELETE` on the session to hang up, call tokens, CORS.
 //! - `peer.rs`: the seam in front of the WebRTC stack (`webrtc` 0.21 today).
 //! - `media.rs`: RTP <-> the call actor: jitter buffer + Opus decode in, paced Opus out.
+//! - `participant.rs`: agents and supervisors joining a live call's audio.
 //! - `sdp.rs`, `tokens.rs`: offer checks and call tokens, plain data.
 //!
 //! A call's actor starts when the browser's connection is up (ICE + DTLS), so the greeting is
@@ -11,6 +12,7 @@
 //! and counts against `calls.max_concurrent` like a live call.
 
 mod media;
+mod participant;
 pub mod peer;
 pub mod sdp;
 pub mod tokens;
@@ -84,6 +86,8 @@ struct Inner {
     stack: Arc<dyn PeerStack>,
     tokens: Mutex<CallTokens>,
     sessions: Mutex<HashMap<SessionId, SessionEntry>>,
+    /// Agents' and supervisors' sessions on live calls.
+    participants: Mutex<HashMap<SessionId, participant::ParticipantEntry>>,
 }
 
 /// Browser-call state shared by the handlers. Cheap to clone.
@@ -111,6 +115,7 @@ impl WebRtc {
                 stack,
                 tokens: Mutex::default(),
                 sessions: Mutex::default(),
+                participants: Mutex::default(),
             }),
         }
     }
@@ -127,6 +132,15 @@ impl WebRtc {
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionEntry>> {
         // Short critical sections that cannot leave the map half-updated.
         self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn participants(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, participant::ParticipantEntry>> {
+        self.inner.participants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Agents' and supervisors' sessions open on live calls.
+    pub fn participant_count(&self) -> usize {
+        self.participants().len()
     }
 
     fn tokens(&self) -> std::sync::MutexGuard<'_, CallTokens> {

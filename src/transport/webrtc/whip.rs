@@ -8,11 +8,12 @@
 //! - `DELETE <Location>` hangs up (the same API key's tenant, or the token that created it).
 //! - `POST /webrtc/tokens` (API key) -> a short-lived, single-use call token for a browser.
 //! - `GET /webrtc/entry-points`: the flows a softphone can call.
+//! - Agents and supervisors joining a live call: see `participant.rs`.
 //! - `OPTIONS` on all of them, with `Accept-Post: application/sdp`; CORS on every answer.
 //!
-//! Errors: 400 not SDP, 401 no or bad credentials, 404 no such session (or not yours), 413 offer
-//! too large, 415 not `application/sdp`, 422 no audio / no Opus / unknown entry point, 503
-//! at capacity or shutting down.
+//! Errors: 400 not SDP, 401 no or bad credentials, 404 no such session (or not yours), 409 a
+//! participant that may not join, 413 offer too large, 415 not `application/sdp`, 422 no
+//! audio / no Opus / unknown entry point, 503 at capacity or shutting down.
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ use crate::http::auth::Authenticated;
 use crate::ids::{CallId, TenantId};
 
 const SDP: &str = "application/sdp";
-const CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+pub(super) const CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
 const ENTRY_HEADER: &str = "x-entry-point";
 
 /// The signalling routes, with CORS on every answer (browsers may call from another origin;
@@ -50,6 +51,11 @@ pub fn routes() -> Router<AppState> {
         .route("/webrtc/calls/{session}", axum::routing::delete(delete_call).options(options))
         .route("/webrtc/tokens", post(issue_token).options(options))
         .route("/webrtc/entry-points", get(entry_points).options(options))
+        .route("/webrtc/calls/{call_id}/participants", post(super::participant::join).options(options))
+        .route(
+            "/webrtc/participants/{session}",
+            axum::routing::patch(super::participant::set_mode).delete(super::participant::leave).options(options),
+        )
         .layer(axum::middleware::map_response(cors))
 }
 
@@ -68,7 +74,7 @@ async fn options() -> Response {
         StatusCode::NO_CONTENT,
         [
             (HeaderName::from_static("accept-post"), SDP),
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, DELETE, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, PATCH, DELETE, OPTIONS"),
             (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type, X-Entry-Point"),
             (header::ACCESS_CONTROL_MAX_AGE, "600"),
         ],
@@ -92,6 +98,8 @@ pub enum WhipError {
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
@@ -106,6 +114,7 @@ impl WhipError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadOffer(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +128,7 @@ impl WhipError {
             Self::TooLarge(_) => "payload_too_large",
             Self::BadOffer(_) => "bad_request",
             Self::Unprocessable(_) => "unprocessable_offer",
+            Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -148,7 +158,7 @@ impl From<OfferError> for WhipError {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
