@@ -7,6 +7,7 @@ pub mod auth;
 pub mod call_control;
 pub mod calls;
 pub mod departments;
+pub mod disposition;
 pub mod events_ws;
 pub mod health;
 pub mod json;

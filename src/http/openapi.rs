@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{agents, analytics, call_control, calls, departments, queues, transfers};
+use crate::http::{agents, analytics, call_control, calls, departments, disposition, queues, transfers};
 
 /// Every error response: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,7 +44,7 @@ impl Modify for BearerAuth {
     security(("api_key" = [])),
     modifiers(&BearerAuth),
     paths(
-        calls::list, calls::get_one,
+        calls::list, calls::get_one, disposition::save,
         call_control::outbound, call_control::say, call_control::play, call_control::mute, call_control::unmute,
         call_control::hold, call_control::unhold, call_control::hangup, call_control::transfer,
         departments::create, departments::list, departments::get_one, departments::update, departments::delete,

@@ -154,6 +154,9 @@ where
     Ok(())
 }
 
+/// Events added after a call ended are numbered from here (a call numbers its own from 1).
+pub const NOTE_SEQ_BASE: i64 = 1_000_000_000;
+
 impl Store {
     pub async fn get_call(&self, tenant: &TenantId, id: &CallId) -> Result<CallRecord, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls c WHERE c.tenant_id = $1 AND c.id = $2");
@@ -234,6 +237,27 @@ impl Store {
     }
 
     /// A call's timeline in order.
+    /// Adds an event to an ended call's timeline. Its `seq` is placed past
+    /// [`NOTE_SEQ_BASE`], so it can never collide with an event the call itself numbered,
+    /// even one still on its way through the writer.
+    pub async fn append_call_note(&self, tenant: &TenantId, call: &CallId, kind: &str, data: &str, at: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO call_events (tenant_id, call_id, seq, kind, at, data)
+             SELECT $1, $2, CASE WHEN MAX(seq) IS NULL OR MAX(seq) < $3 THEN $3 ELSE MAX(seq) END + 1, $4, $5, $6
+             FROM call_events WHERE call_id = $2
+             RETURNING seq",
+        )
+        .bind(tenant.as_str())
+        .bind(call.as_str())
+        .bind(NOTE_SEQ_BASE)
+        .bind(kind)
+        .bind(at)
+        .bind(data)
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "seq")
+    }
+
     pub async fn call_events(
         &self,
         tenant: &TenantId,
