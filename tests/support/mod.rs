@@ -4,6 +4,7 @@
 //!   and how they react), to drive the server's stream endpoint like a real phone call.
 //! - [`fake_twilio_rest`]: a local fake of Twilio's call REST API (update / create), recording
 //!   what the server asked for.
+//! - [`webrtc_client`]: a browser stand-in (a `webrtc`-crate peer) for WebRTC tests.
 //! - [`speech_ulaw`]: real speech as 8 kHz μ-law, made with `espeak-ng` and `sox`.
 
 // Each test binary compiles this module and uses only part of it.
@@ -11,6 +12,7 @@
 
 pub mod fake_twilio_rest;
 pub mod twilio_caller;
+pub mod webrtc_client;
 
 use std::process::Command;
 

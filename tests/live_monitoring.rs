@@ -1,0 +1,422 @@
+//! People on the line: a phone caller (the Twilio test client) is transferred to a browser
+//! agent (a `webrtc`-crate peer) who accepts and talks; a supervisor (another peer) listens,
+//! whispers and barges in. Each leg sends its own test tone, so what each side hears is
+//! checked by frequency analysis: caller 600 Hz, agent 1000 Hz, supervisor 1700 Hz.
+
+mod db;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use db::{Backend, TestDb};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::twilio_caller::{CallerConfig, Received, Recording, TwilioCaller};
+use support::webrtc_client::Client;
+use switchboard::app::Server;
+use switchboard::speech::providers::{SttChoice, TtsChoice};
+use switchboard::transport::twilio::signature::compute_signature;
+use tokio_util::sync::CancellationToken;
+
+const ACCOUNT: &str = "AC0000000000000000000000000000beef";
+const TOKEN: &str = "test-auth-token";
+const CALLER_HZ: f64 = 600.0;
+const AGENT_HZ: f64 = 1000.0;
+const SUPERVISOR_HZ: f64 = 1700.0;
+const AMPLITUDE: f64 = 6000.0;
+/// A tone this loud (amplitude) in a window is "heard"; below `ABSENT` it is not.
+const PRESENT: f64 = 1500.0;
+const ABSENT: f64 = 300.0;
+
+struct Env {
+    base: String,
+    host: String,
+    key: String,
+    webrtc: switchboard::transport::webrtc::WebRtc,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _db: TestDb,
+}
+
+async fn start() -> Env {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut cfg = db.config();
+    cfg.flows.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flows");
+    cfg.speech.stt = SttChoice::Null;
+    cfg.speech.tts = TtsChoice::Tone;
+    cfg.persistence.flush_interval = Duration::from_millis(20);
+    cfg.twilio.account_sid = Some(ACCOUNT.into());
+    cfg.twilio.auth_token = Some(TOKEN.into());
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        switchboard::telemetry::init_tracing(switchboard::config::LogFormat::Human, &filter);
+    }
+    let server = Server::start(cfg).await.unwrap();
+    let host = server.local_addr.to_string();
+    let key = server.demo_key.clone().unwrap();
+    let webrtc = server.state.webrtc.clone();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let task = tokio::spawn(server.run(async move { s.cancelled().await }));
+    Env { base: format!("http://{host}"), host, key, webrtc, stop, task, _db: db }
+}
+
+impl Env {
+    fn http(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.key)
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self.http(reqwest::Method::POST, path).json(&body).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stream_url(&self, call_sid: &str) -> String {
+        let params: Vec<(String, String)> = [("CallSid", call_sid), ("From", "+15550001111"), ("To", "+15550002222"), ("AccountSid", ACCOUNT)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = compute_signature(TOKEN, &format!("https://{}/twilio/voice", self.host), &params);
+        let xml = reqwest::Client::new()
+            .post(format!("{}/twilio/voice", self.base))
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let start = xml.find("wss://").expect("a stream URL");
+        let end = start + xml[start..].find('"').unwrap();
+        xml[start..end].replacen("wss://", "ws://", 1)
+    }
+
+    /// The call's id once the server has recorded it.
+    async fn call_id(&self, call_sid: &str) -> String {
+        for _ in 0..100 {
+            let list: Value = self.http(reqwest::Method::GET, "/api/v1/calls").send().await.unwrap().json().await.unwrap();
+            if let Some(c) = list["calls"].as_array().unwrap().iter().find(|c| c["external_id"] == call_sid) {
+                return c["id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("call {call_sid} never recorded");
+    }
+
+    async fn call(&self, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = self.http(reqwest::Method::GET, &format!("/api/v1/calls/{id}")).send().await.unwrap().json().await.unwrap();
+            if until(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("call {id} never reached the expected state: {last:#}");
+    }
+
+    async fn agent(&self, id: &str) -> Value {
+        self.http(reqwest::Method::GET, &format!("/api/v1/agents/{id}")).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn wait_agent(&self, id: &str, status: &str) -> Value {
+        for _ in 0..100 {
+            let a = self.agent(id).await;
+            if a["status"] == status {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("agent {id} never became {status}: {}", self.agent(id).await);
+    }
+
+    /// Joins `call` as a participant: the peer's answer applied, connected.
+    async fn join(&self, call: &str, query: &str, client: &mut Client, offer: String) -> String {
+        let resp = self
+            .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?{query}"))
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{:?}", resp.text().await);
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(resp.headers().contains_key("x-participant-id"));
+        client.answer(resp.text().await.unwrap()).await;
+        location
+    }
+
+    async fn set_mode(&self, location: &str, mode: &str) {
+        let resp = self.http(reqwest::Method::PATCH, location).json(&json!({ "mode": mode })).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{:?}", resp.text().await);
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn tone(hz: f64, rate: f64, seconds: f64) -> Vec<i16> {
+    let n = (rate * seconds) as usize;
+    (0..n).map(|i| (AMPLITUDE * (2.0 * std::f64::consts::PI * hz * i as f64 / rate).sin()) as i16).collect()
+}
+
+/// The amplitude of the `hz` component of `samples` (Goertzel), comparable to a sine's peak.
+fn level(samples: &[i16], rate: f64, hz: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * hz / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.max(0.0).sqrt() / samples.len() as f64
+}
+
+/// What a peer heard (16 kHz) between two instants.
+fn peer_audio(client: &Client, from: Instant, to: Instant) -> Vec<i16> {
+    let heard = client.heard.lock().unwrap();
+    heard.frames.iter().filter(|(at, _)| *at >= from && *at < to).flat_map(|(_, f)| f.iter().copied()).collect()
+}
+
+/// What the caller was sent (8 kHz) between two points of its recording.
+fn caller_audio(rec: &Recording, from: usize, to: usize) -> Vec<i16> {
+    rec.received[from..to]
+        .iter()
+        .filter_map(|r| match r {
+            Received::Media { bytes, .. } => Some(bytes.iter().map(|&b| media::codec::g711::ulaw_decode(b))),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+struct Levels {
+    caller: f64,
+    agent: f64,
+    supervisor: f64,
+}
+
+fn levels(samples: &[i16], rate: f64) -> Levels {
+    Levels { caller: level(samples, rate, CALLER_HZ), agent: level(samples, rate, AGENT_HZ), supervisor: level(samples, rate, SUPERVISOR_HZ) }
+}
+
+/// Sends a tone from a peer for `seconds`, in real time, on its own task.
+fn speak(mut client: Client, hz: f64, seconds: f64) -> tokio::task::JoinHandle<Client> {
+    tokio::spawn(async move {
+        client.say(&tone(hz, 48_000.0, seconds)).await;
+        client
+    })
+}
+
+/// One phase of the call: how long to let audio settle after a change, then the window.
+const SETTLE: Duration = Duration::from_millis(600);
+const WINDOW: Duration = Duration::from_millis(1500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_takes_the_call_and_a_supervisor_listens_whispers_and_barges() {
+    let env = start().await;
+    let (s, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{dept}");
+    let (s, agent) = env
+        .post_json("/api/v1/agents", json!({ "id": "ana", "name": "Ana", "departments": [dept["id"]], "reach": { "kind": "browser" } }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{agent}");
+    let resp = env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // A phone call, handed to the support queue; Ana is offered it and accepts.
+    let url = env.stream_url("CA_live_1").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_live_1".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_live_1").await;
+    let (s, body) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support", "reason": "billing question" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    env.wait_agent("ana", "offered").await;
+
+    // Before accepting, the call is not hers: joining is refused with a reason.
+    let (mut agent_peer, offer) = Client::new().await;
+    let early = env
+        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
+        .header("content-type", "application/sdp")
+        .body(offer.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), StatusCode::CONFLICT);
+    assert!(early.text().await.unwrap().contains("accept the offer first"));
+
+    let (s, body) = env.post_json("/api/v1/agents/ana/accept", json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let agent_location = env.join(&call, "role=agent&agent_id=ana", &mut agent_peer, offer).await;
+    let detail = env.call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_joined")).await;
+    assert!(detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "hold" && e["data"]["on"] == false), "the hold ends when the agent joins");
+
+    // A second agent cannot take the same call.
+    let (_, offer2) = Client::new().await;
+    let second = env
+        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
+        .header("content-type", "application/sdp")
+        .body(offer2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+
+    // Everyone speaks their tone for the rest of the test.
+    caller.say(tone(CALLER_HZ, 8000.0, 12.0).iter().map(|&s| media::codec::g711::ulaw_encode(s)).collect()).await;
+    let agent_talk = speak(agent_peer, AGENT_HZ, 12.0);
+    let (mut sup_peer, offer) = Client::new().await;
+    let sup_location = env.join(&call, "role=supervisor&mode=listen&name=sam", &mut sup_peer, offer).await;
+    // A supervisor whose browser stopped reading: it must cost the call nothing.
+    let (mut stalled, offer) = Client::stalled().await;
+    env.join(&call, "role=supervisor&mode=listen&name=stuck", &mut stalled, offer).await;
+    let sup_heard = sup_peer.heard.clone();
+    let sup_talk = speak(sup_peer, SUPERVISOR_HZ, 12.0);
+
+    // Listen: the supervisor hears caller and agent; nobody hears the supervisor.
+    tokio::time::sleep(SETTLE).await;
+    let (t0, n0) = (Instant::now(), caller.recording().received.len());
+    tokio::time::sleep(WINDOW).await;
+    let (t1, n1) = (Instant::now(), caller.recording().received.len());
+    let sup_listen = {
+        let frames = sup_heard.lock().unwrap();
+        let audio: Vec<i16> = frames.frames.iter().filter(|(at, _)| *at >= t0 && *at < t1).flat_map(|(_, f)| f.iter().copied()).collect();
+        levels(&audio, 16_000.0)
+    };
+    let to_caller = levels(&caller_audio(&caller.recording(), n0, n1), 8000.0);
+    assert!(sup_listen.caller > PRESENT && sup_listen.agent > PRESENT, "listen hears both sides: {:.0}/{:.0}", sup_listen.caller, sup_listen.agent);
+    assert!(to_caller.agent > PRESENT, "the caller hears the agent: {:.0}", to_caller.agent);
+    assert!(to_caller.supervisor < ABSENT, "the caller does not hear a listener: {:.0}", to_caller.supervisor);
+    assert!(to_caller.caller < ABSENT, "no echo of the caller: {:.0}", to_caller.caller);
+    // The caller's audio went out live, one frame per tick, despite the stalled supervisor.
+    let frames = caller.recording().received[n0..n1].iter().filter(|r| matches!(r, Received::Media { .. })).count();
+    let expected = (t1 - t0).as_millis() as usize / 20;
+    assert!(frames * 10 >= expected * 8, "{frames} frames in {expected} ticks");
+
+    // Whisper: the agent hears the supervisor; the caller still does not.
+    env.set_mode(&sup_location, "whisper").await;
+    tokio::time::sleep(SETTLE).await;
+    let (w0, m0) = (Instant::now(), caller.recording().received.len());
+    tokio::time::sleep(WINDOW).await;
+    let (w1, m1) = (Instant::now(), caller.recording().received.len());
+    let to_caller = levels(&caller_audio(&caller.recording(), m0, m1), 8000.0);
+    assert!(to_caller.supervisor < ABSENT, "a whisper never reaches the caller: {:.0}", to_caller.supervisor);
+    assert!(to_caller.agent > PRESENT);
+
+    // Barge: everyone hears the supervisor.
+    env.set_mode(&sup_location, "barge").await;
+    tokio::time::sleep(SETTLE).await;
+    let (b0, k0) = (Instant::now(), caller.recording().received.len());
+    tokio::time::sleep(WINDOW).await;
+    let (b1, k1) = (Instant::now(), caller.recording().received.len());
+    let to_caller = levels(&caller_audio(&caller.recording(), k0, k1), 8000.0);
+    assert!(to_caller.supervisor > PRESENT && to_caller.agent > PRESENT, "barge is heard by the caller: {:.0}", to_caller.supervisor);
+
+    let agent_peer = agent_talk.await.unwrap();
+    let agent_whisper = levels(&peer_audio(&agent_peer, w0, w1), 16_000.0);
+    let agent_listen = levels(&peer_audio(&agent_peer, t0, t1), 16_000.0);
+    let agent_barge = levels(&peer_audio(&agent_peer, b0, b1), 16_000.0);
+    assert!(agent_listen.caller > PRESENT, "the agent hears the caller: {:.0}", agent_listen.caller);
+    assert!(agent_listen.supervisor < ABSENT, "the agent does not hear a listener: {:.0}", agent_listen.supervisor);
+    assert!(agent_listen.agent < ABSENT, "nobody hears themselves: {:.0}", agent_listen.agent);
+    assert!(agent_whisper.supervisor > PRESENT, "the agent hears a whisper: {:.0}", agent_whisper.supervisor);
+    assert!(agent_barge.supervisor > PRESENT);
+    let sup_peer = sup_talk.await.unwrap();
+    let sup_barge = levels(&peer_audio(&sup_peer, b0, b1), 16_000.0);
+    assert!(sup_barge.supervisor < ABSENT, "a supervisor does not hear themselves: {:.0}", sup_barge.supervisor);
+
+    // Modes only apply to supervisors.
+    let resp = env.http(reqwest::Method::PATCH, &agent_location).json(&json!({ "mode": "barge" })).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let resp = env.http(reqwest::Method::PATCH, &sup_location).json(&json!({ "mode": "shout" })).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The agent hangs up: the call ends, the agent wraps up and files a disposition.
+    let resp = env.http(reqwest::Method::DELETE, &agent_location).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rec = caller.wait_closed(Duration::from_secs(5)).await.unwrap();
+    assert!(rec.violations.is_empty(), "{:?}", rec.violations);
+    let ended = env.call(&call, |c| c["end_cause"] == "agent_hangup").await;
+    env.wait_agent("ana", "wrap_up").await;
+    let (s, saved) = env
+        .post_json(&format!("/api/v1/calls/{call}/disposition"), json!({ "agent_id": "ana", "disposition": "resolved", "notes": "refund issued" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{saved}");
+    let (s, _) = env.post_json(&format!("/api/v1/calls/{call}/disposition"), json!({ "agent_id": "nobody", "disposition": "x" })).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = env.post_json("/api/v1/calls/call_missing/disposition", json!({ "agent_id": "ana", "disposition": "x" })).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let detail = env.call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "disposition")).await;
+    let kinds: Vec<(&str, Value)> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| ["participant_joined", "participant_left", "monitor_mode", "disposition"].contains(&e["kind"].as_str().unwrap()))
+        .map(|e| (e["kind"].as_str().unwrap(), e["data"].clone()))
+        .collect();
+    let joined: Vec<_> = kinds.iter().filter(|(k, _)| *k == "participant_joined").map(|(_, d)| d["role"].as_str().unwrap()).collect();
+    assert_eq!(joined, ["agent", "supervisor", "supervisor"]);
+    let modes: Vec<_> = kinds.iter().filter(|(k, _)| *k == "monitor_mode").map(|(_, d)| d["to"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["whisper", "barge"]);
+    assert_eq!(kinds.iter().filter(|(k, _)| *k == "participant_left").count(), 3, "everyone left: {kinds:?}");
+    let disposition = kinds.iter().find(|(k, _)| *k == "disposition").unwrap();
+    assert_eq!(disposition.1["notes"], "refund issued");
+    assert_eq!(kinds.last().unwrap().0, "disposition", "filed after the call's own events");
+    assert_eq!(ended["end_cause"], "agent_hangup");
+
+    // Sessions are gone with the call.
+    for _ in 0..50 {
+        if env.webrtc.participant_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.webrtc.participant_count(), 0);
+    agent_peer.close().await;
+    sup_peer.close().await;
+    stalled.close().await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn joining_needs_an_api_key_a_live_call_and_a_valid_role() {
+    let env = start().await;
+    let (_, offer) = Client::new().await;
+    let post = |path: String, auth: Option<&str>| {
+        let mut req = reqwest::Client::new().post(format!("{}{path}", env.base)).header("content-type", "application/sdp").body(offer.clone());
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        req.send()
+    };
+    assert_eq!(post("/webrtc/calls/call_x/participants?role=supervisor".into(), None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post("/webrtc/calls/call_x/participants?role=supervisor".into(), Some("wct_caller_token")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post("/webrtc/calls/call_x/participants?role=supervisor".into(), Some(&env.key)).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let bad_role = post("/webrtc/calls/call_x/participants?role=janitor".into(), Some(&env.key)).await.unwrap();
+    assert_eq!(bad_role.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_role.text().await.unwrap().contains("role must be agent or supervisor"));
+    let bad_mode = post("/webrtc/calls/call_x/participants?role=supervisor&mode=shout".into(), Some(&env.key)).await.unwrap();
+    assert_eq!(bad_mode.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let garbage = reqwest::Client::new()
+        .post(format!("{}/webrtc/calls/call_x/participants?role=supervisor", env.base))
+        .bearer_auth(&env.key)
+        .header("content-type", "application/sdp")
+        .body("not sdp at all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    let missing = env.http(reqwest::Method::DELETE, "/webrtc/participants/part_nope").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    env.shutdown().await;
+}
