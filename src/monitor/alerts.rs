@@ -605,6 +605,18 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_talking_is_not_dead_air_and_ends_it() {
+        let mut r = Rules::new(config());
+        r.on_event(&ev("call.started", Some("c"), None, json!({})), 0);
+        assert_eq!(kinds(&r.tick(1000)), vec![("raise", AlertKind::DeadAir)]);
+        let a = r.on_event(&ev("call.agent_speech_started", Some("c"), None, json!({})), 1100);
+        assert_eq!(a, vec![Action::Resolve { kind: AlertKind::DeadAir, subject: Subject::Call("c".into()), reason: "agent_spoke" }]);
+        assert!(r.tick(9000).is_empty(), "the agent is still talking");
+        r.on_event(&ev("call.agent_speech_ended", Some("c"), None, json!({})), 9000);
+        assert_eq!(kinds(&r.tick(10_000)), vec![("raise", AlertKind::DeadAir)]);
+    }
+
+    #[test]
     fn bot_speech_and_hold_are_not_dead_air() {
         let mut r = Rules::new(config());
         r.on_event(&ev("call.bot_speaking", Some("c"), None, json!({})), 0);

@@ -440,7 +440,7 @@ impl Actor {
             self.record_utterance(f);
         }
         if self.hold.is_none() {
-            self.state = CallState::Listening;
+            self.state = self.idle_state();
         }
         heard
     }
@@ -464,7 +464,7 @@ impl Actor {
         if let Some(finished) = echo.finished {
             self.record_utterance(finished);
             if !self.playout.is_speaking() && self.tts.is_none() {
-                self.state = CallState::Listening;
+                self.state = self.idle_state();
                 self.dialog_input(DialogInput::SpeechFinished);
             }
             self.pump_actions();
@@ -635,7 +635,7 @@ impl Actor {
             Internal::TransferDone(target, Err(reason)) => {
                 warn!(%target, %reason, "transfer failed");
                 self.emit(CallEvent::TransferFailed { target, reason });
-                self.state = CallState::Listening;
+                self.state = self.idle_state();
             }
         }
     }
@@ -671,10 +671,7 @@ impl Actor {
                     frames_out: self.frames_out,
                     muted: self.muted,
                     on_hold: self.hold.is_some(),
-                    agent_id: match &self.state {
-                        CallState::WithAgent { agent_id } => Some(agent_id.clone()),
-                        _ => None,
-                    },
+                    agent_id: self.agent_id(),
                     participants: self.bridge.as_ref().map_or(0, |b| b.room.participants.len()),
                 });
             }

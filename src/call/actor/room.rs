@@ -154,7 +154,28 @@ impl Actor {
         bridge.agent_stt = Some(stream);
     }
 
+    /// The state of a call nobody is speaking on: with its agent, or listening for the caller.
+    pub(super) fn idle_state(&self) -> CallState {
+        match self.agent_id() {
+            Some(agent_id) => CallState::WithAgent { agent_id },
+            None => CallState::Listening,
+        }
+    }
+
+    /// The agent's id while an agent has the call.
+    pub(super) fn agent_id(&self) -> Option<String> {
+        match &self.bridge.as_ref()?.room.agent()?.role {
+            Role::Agent { agent_id } => Some(agent_id.to_string()),
+            Role::Supervisor { .. } => None,
+        }
+    }
+
+    /// A participant's session ended. An agent leaving a call that is still theirs hangs it up.
     pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str) {
+        self.remove_participant(id, reason, true);
+    }
+
+    fn remove_participant(&mut self, id: &ParticipantId, reason: &str, agent_hangs_up: bool) {
         let Some(bridge) = self.bridge.as_mut() else { return };
         let Some(p) = bridge.room.leave(id) else { return };
         let was_agent = matches!(p.role, Role::Agent { .. });
@@ -171,7 +192,7 @@ impl Actor {
         if empty {
             self.bridge = None;
         }
-        if was_agent && matches!(self.state, CallState::WithAgent { .. }) {
+        if was_agent && agent_hangs_up && !matches!(self.state, CallState::Transferring { .. }) {
             // The agent hung up: so does the call, as with any two-party call.
             self.hangup_via_rest();
             self.end(EndCause::AgentHangup);
@@ -181,9 +202,8 @@ impl Actor {
     /// The agent's call goes elsewhere (a transfer onward): the agent is put out of it.
     pub(super) fn release_agent(&mut self, reason: &str) {
         let Some(id) = self.bridge.as_ref().and_then(|b| b.room.agent()).map(|p| p.id.clone()) else { return };
-        // Not `WithAgent` any more, so leaving does not end the call.
         self.state = CallState::Listening;
-        self.leave(&id, reason);
+        self.remove_participant(&id, reason, false);
     }
 
     pub(super) fn set_mode(&mut self, id: &ParticipantId, mode: MonitorMode) -> bool {

@@ -141,7 +141,7 @@ impl Actor {
 
     pub(super) fn after_speech(&mut self) {
         if !self.playout.is_speaking() && self.tts.is_none() {
-            self.state = CallState::Listening;
+            self.state = self.idle_state();
             self.dialog_input(DialogInput::SpeechFinished);
         }
     }
@@ -217,7 +217,7 @@ impl Actor {
                 self.send_leg(LegOut::Clear);
                 self.outbound.clear();
             }
-            self.state = CallState::Listening;
+            self.state = self.idle_state();
         }
         self.emit(CallEvent::Hold { on });
     }
