@@ -13,7 +13,7 @@ run: deps-run
 
 test: deps-test
 	tests/tools/with-postgres.sh $(CARGO) test --workspace
-	$(CARGO) build --bin switchboard && node tests/browser/softphone.test.mjs
+	$(CARGO) build --bin switchboard && node tests/browser/softphone.test.mjs && node tests/browser/console.test.mjs
 	loadtest/run.sh --smoke twilio_calls
 
 build: deps-run

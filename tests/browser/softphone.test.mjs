@@ -7,97 +7,23 @@
 //
 // Run from the repository root after `cargo build --bin switchboard`:
 //   node tests/browser/softphone.test.mjs
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { artifacts, launchChromium, log, makeWav, startServer } from './harness.mjs';
 
-const root = resolve(new URL('../..', import.meta.url).pathname);
-const artifacts = join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 30_000;
-
-function log(...args) { console.log('[browser-test]', ...args); }
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-    s.on('error', rej);
-  });
-}
-
-async function waitHttp(url, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try { if ((await fetch(url)).ok) return; } catch (_) { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not come up in ${ms} ms`);
-}
-
-// 48 kHz mono 16-bit: what Chromium's fake capture reads best. The silence in front lets the
-// bot finish its greeting and question before the caller answers.
-function makeWav(dir) {
-  const speech = join(dir, 'speech.wav');
-  const wav = join(dir, 'billing_48k.wav');
-  execFileSync('espeak-ng', ['-w', speech, 'billing please']);
-  execFileSync('sox', [speech, '-r', '48000', '-c', '1', '-b', '16', '-e', 'signed-integer', wav, 'pad', '9', '3']);
-  return wav;
-}
-
-async function startServer(dir) {
-  if (process.env.SOFTPHONE_TEST_URL) {
-    return { base: process.env.SOFTPHONE_TEST_URL, key: process.env.SOFTPHONE_TEST_API_KEY, stop: async () => {} };
-  }
-  const bin = process.env.SOFTPHONE_TEST_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/switchboard');
-  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --bin switchboard`);
-  const port = await freePort();
-  const dataDir = join(dir, 'data');
-  mkdirSync(dataDir);
-  const child = spawn(bin, ['serve'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      SWITCHBOARD_SERVER__LISTEN: `127.0.0.1:${port}`,
-      SWITCHBOARD_SERVER__DATA_DIR: dataDir,
-      SWITCHBOARD_SERVER__LOG_FILTER: process.env.TEST_LOG || 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const exited = new Promise((r) => child.on('exit', r));
-  const base = `http://127.0.0.1:${port}`;
-  await waitHttp(`${base}/health`, 30_000);
-  const key = readFileSync(join(dataDir, 'demo_api_key'), 'utf8').trim();
-  return {
-    base,
-    key,
-    stop: async () => { child.kill('SIGTERM'); await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]); },
-  };
-}
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'softphone-'));
   mkdirSync(artifacts, { recursive: true });
-  const wav = makeWav(dir);
-  const server = await startServer(dir);
+  // The silence in front lets the bot finish its greeting and question before the caller answers.
+  const wav = makeWav(dir, 'billing_48k', [{ text: 'billing please', before: 9, after: 3 }]);
+  const server = process.env.SOFTPHONE_TEST_URL
+    ? { base: process.env.SOFTPHONE_TEST_URL, key: process.env.SOFTPHONE_TEST_API_KEY, stop: async () => {} }
+    : await startServer(dir);
   log('server at', server.base);
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-dev-shm-usage',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}%noloop`,
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  const browser = await launchChromium(wav);
   let page;
   try {
     const context = await browser.newContext();
