@@ -420,3 +420,58 @@ async fn joining_needs_an_api_key_a_live_call_and_a_valid_role() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
+    let env = start().await;
+    let mut depts = Vec::new();
+    for name in ["support", "billing"] {
+        let (s, d) = env.post_json("/api/v1/departments", json!({ "name": name })).await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        depts.push(d["id"].clone());
+    }
+    for (id, dept) in [("ana", &depts[0]), ("bo", &depts[1])] {
+        let (s, a) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept], "reach": { "kind": "browser" } })).await;
+        assert_eq!(s, StatusCode::CREATED, "{a}");
+        let resp = env.http(reqwest::Method::PUT, &format!("/api/v1/agents/{id}/status")).json(&json!({ "status": "available" })).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let url = env.stream_url("CA_onward").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_onward".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_onward").await;
+    let (s, _) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
+    assert_eq!(s, StatusCode::CREATED);
+    env.wait_agent("ana", "offered").await;
+    assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
+    let (mut ana, offer) = Client::new().await;
+    env.join(&call, "role=agent&agent_id=ana", &mut ana, offer).await;
+
+    // Ana sends the caller to billing: she is out of the call and wrapping up; Bo takes it.
+    let (s, t) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "billing", "reason": "refund" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    env.wait_agent("ana", "wrap_up").await;
+    env.wait_agent("bo", "offered").await;
+    let detail = env
+        .call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_left" && e["data"]["reason"] == "transferred"))
+        .await;
+    assert!(detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "hold" && e["data"]["on"] == true));
+    assert_eq!(env.post_json("/api/v1/agents/bo/accept", json!({})).await.0, StatusCode::OK);
+    let (mut bo, offer) = Client::new().await;
+    let bo_location = env.join(&call, "role=agent&agent_id=bo", &mut bo, offer).await;
+    env.call(&call, |c| {
+        c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_joined" && e["data"]["agent_id"] == "bo")
+    })
+    .await;
+    assert!(!caller.recording().ended, "the caller is still on the line");
+
+    let resp = env.http(reqwest::Method::DELETE, &bo_location).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    caller.wait_closed(Duration::from_secs(5)).await.unwrap();
+    env.call(&call, |c| c["end_cause"] == "agent_hangup").await;
+    env.wait_agent("bo", "wrap_up").await;
+    ana.close().await;
+    bo.close().await;
+    env.shutdown().await;
+}

@@ -31,6 +31,9 @@ pub enum CallCommand {
     Leave { id: ParticipantId, reason: String },
     /// A supervisor switches between listen, whisper and barge; `false` if no such supervisor.
     SetMode { id: ParticipantId, mode: MonitorMode, reply: oneshot::Sender<bool> },
+    /// The call's agent is done with it (the call was sent onward): they leave its audio
+    /// without hanging the call up.
+    ReleaseAgent,
     /// An event from outside the actor for the call's timeline (a disposition while the call
     /// is still live), so it takes its place in the call's sequence.
     Note { kind: &'static str, data: serde_json::Value },

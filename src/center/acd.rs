@@ -52,6 +52,8 @@ pub enum CallOrder {
     /// Dial a number or SIP URI and hand the call over.
     Connect(String),
     Hangup(String),
+    /// The call's agent is done with it (the call was sent onward): put them out of its audio.
+    ReleaseAgent,
 }
 
 /// How the ACD reaches calls: the live call registry in the server, a recorder in tests.
@@ -70,6 +72,7 @@ impl CallControl for RegistryControl {
             CallOrder::Say(text) => CallCommand::Act(Action::Say { text, barge_in: false }),
             CallOrder::Connect(number) => CallCommand::Act(Action::TransferToNumber { number }),
             CallOrder::Hangup(reason) => CallCommand::Act(Action::Hangup { reason }),
+            CallOrder::ReleaseAgent => CallCommand::ReleaseAgent,
         })
     }
 }
@@ -325,6 +328,7 @@ impl Acd {
         // given to someone else (one agent per call is a database rule).
         if let Some(agent) = self.repo.release_call(&tenant, &call, AgentStatus::WrapUp, now_ms()).await? {
             info!(%call, %agent, "agent passed the call on");
+            self.order(&tenant, &call, CallOrder::ReleaseAgent);
             self.events.publish(&tenant, "agent.status", Some(&call), None, json!({ "agent_id": agent, "status": "wrap_up" }));
         }
         let transfer = match transfer {

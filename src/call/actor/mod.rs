@@ -685,6 +685,7 @@ impl Actor {
                 let _ = reply.send(found);
             }
             CallCommand::Note { kind, data } => self.emit_note(kind, data),
+            CallCommand::ReleaseAgent => self.release_agent("transferred"),
         }
     }
 
