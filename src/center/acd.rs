@@ -23,8 +23,7 @@ use utoipa::ToSchema;
 
 use super::model::*;
 use super::repo::CenterRepo;
-use crate::call::{CallCommand, CallGone, CallRegistry};
-use crate::dialog::Action;
+use super::control::{CallControl, CallOrder};
 use crate::ids::{CallId, TenantId};
 use crate::monitor::EventBus;
 use crate::store::{now_ms, StoreError};
@@ -42,39 +41,6 @@ pub struct AcdConfig {
     pub announce_interval: Duration,
     /// Commands waiting for the ACD; beyond this, `try_send` reports busy.
     pub channel_capacity: usize,
-}
-
-/// What the ACD asks of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallOrder {
-    Hold(bool),
-    Say(String),
-    /// Dial a number or SIP URI and hand the call over.
-    Connect(String),
-    Hangup(String),
-    /// The call's agent is done with it (the call was sent onward): put them out of its audio.
-    ReleaseAgent,
-}
-
-/// How the ACD reaches calls: the live call registry in the server, a recorder in tests.
-pub trait CallControl: Send + Sync + 'static {
-    fn order(&self, tenant: &TenantId, call: &CallId, order: CallOrder) -> Result<(), CallGone>;
-}
-
-/// [`CallControl`] over this process's call actors.
-pub struct RegistryControl(pub CallRegistry);
-
-impl CallControl for RegistryControl {
-    fn order(&self, tenant: &TenantId, call: &CallId, order: CallOrder) -> Result<(), CallGone> {
-        let handle = self.0.get(tenant, call).ok_or(CallGone::Ended)?;
-        handle.send(match order {
-            CallOrder::Hold(on) => CallCommand::Hold(on),
-            CallOrder::Say(text) => CallCommand::Act(Action::Say { text, barge_in: false }),
-            CallOrder::Connect(number) => CallCommand::Act(Action::TransferToNumber { number }),
-            CallOrder::Hangup(reason) => CallCommand::Act(Action::Hangup { reason }),
-            CallOrder::ReleaseAgent => CallCommand::ReleaseAgent,
-        })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

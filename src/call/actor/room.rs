@@ -27,6 +27,7 @@ pub(super) struct Bridge {
     /// Downsampled audio not yet sent (the resampler works in blocks).
     to_caller_8k: std::collections::VecDeque<i16>,
     scratch: Vec<i16>,
+    pcm8: Vec<i16>,
     /// The agent's voice activity, on its own clock.
     agent_vad: Option<InboundAudio>,
     agent_stt: Option<SttStream>,
@@ -51,6 +52,7 @@ impl Bridge {
             down,
             to_caller_8k: std::collections::VecDeque::with_capacity(640),
             scratch: Vec::with_capacity(640),
+            pcm8: Vec::with_capacity(160),
             agent_vad: None,
             agent_stt: None,
             agent_stt_pending: Vec::new(),
@@ -64,9 +66,10 @@ impl Bridge {
             LegOut::Pcm16k(samples) => self.room.bot.push(samples),
             LegOut::Mulaw8k(bytes) => {
                 let Some(up) = self.up.as_mut() else { return };
-                let pcm8: Vec<i16> = bytes.iter().map(|&b| ulaw_decode(b)).collect();
+                self.pcm8.clear();
+                self.pcm8.extend(bytes.iter().map(|&b| ulaw_decode(b)));
                 self.scratch.clear();
-                if up.process(&pcm8, &mut self.scratch).is_ok() {
+                if up.process(&self.pcm8, &mut self.scratch).is_ok() {
                     self.room.bot.push(&self.scratch);
                 }
             }
