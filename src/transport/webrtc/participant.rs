@@ -26,10 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::media::{read_loop, write_loop};
-use super::peer::{PeerError, PeerEvent, PeerSession};
-use super::sdp;
+use super::peer::{PeerEvent, PeerSession};
 use super::tokens::TOKEN_PREFIX;
-use super::whip::{bearer, WhipError};
+use super::whip::{bearer, read_offer, WhipError};
 use super::{SessionId, WebRtc};
 use crate::app::AppState;
 use crate::call::room::{JoinError, Joined, MonitorMode, ParticipantId, Role, SideAudio, TickRole, FRAME_SAMPLES};
@@ -135,16 +134,7 @@ pub(super) async fn join(
     body: Bytes,
 ) -> Result<Response, WhipError> {
     let tenant = api_key_tenant(&state, &headers).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)) {
-        return Err(WhipError::UnsupportedMediaType);
-    }
-    let max = state.webrtc.config().max_offer_bytes;
-    if body.len() > max {
-        return Err(WhipError::TooLarge(max));
-    }
-    let offer = String::from_utf8(body.to_vec()).map_err(|_| WhipError::BadOffer("the offer is not UTF-8 text".into()))?;
-    sdp::check_offer(&offer)?;
+    let offer = read_offer(&state, &headers, &body)?;
     let role = parse_role(&query)?;
     let call_id = CallId(call);
     let handle = state.calls.get(&tenant, &call_id).ok_or(WhipError::NotFound)?;
@@ -158,12 +148,7 @@ pub(super) async fn join(
         Ok(p) => p,
         Err(err) => {
             let _ = handle.send(CallCommand::Leave { id: participant, reason: "offer_failed".into() });
-            return Err(match err {
-                PeerError::Offer(reason) => WhipError::BadOffer(format!("offer rejected: {reason}")),
-                PeerError::NoCommonCodec => WhipError::Unprocessable("no common audio codec (Opus required)".into()),
-                PeerError::NoPort { .. } => WhipError::Unavailable(err.to_string()),
-                PeerError::Stack(reason) => WhipError::Internal(reason),
-            });
+            return Err(err.into());
         }
     };
     let answer = peer.answer_sdp.clone();

@@ -149,6 +149,17 @@ impl IntoResponse for WhipError {
     }
 }
 
+impl From<PeerError> for WhipError {
+    fn from(err: PeerError) -> Self {
+        match err {
+            PeerError::Offer(reason) => Self::BadOffer(format!("offer rejected: {reason}")),
+            PeerError::NoCommonCodec => Self::Unprocessable("no common audio codec (Opus required)".into()),
+            PeerError::NoPort { .. } => Self::Unavailable(err.to_string()),
+            PeerError::Stack(reason) => Self::Internal(reason),
+        }
+    }
+}
+
 impl From<OfferError> for WhipError {
     fn from(err: OfferError) -> Self {
         match err {
@@ -194,16 +205,7 @@ async fn create_call(
     body: Bytes,
 ) -> Result<Response, WhipError> {
     let (tenant, token) = caller(&state, &headers).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)) {
-        return Err(WhipError::UnsupportedMediaType);
-    }
-    let max = state.webrtc.config().max_offer_bytes;
-    if body.len() > max {
-        return Err(WhipError::TooLarge(max));
-    }
-    let offer = String::from_utf8(body.to_vec()).map_err(|_| WhipError::BadOffer("the offer is not UTF-8 text".into()))?;
-    sdp::check_offer(&offer)?;
+    let offer = read_offer(&state, &headers, &body)?;
     if state.shutdown.token.is_cancelled() {
         return Err(WhipError::Unavailable("server is shutting down".into()));
     }
@@ -228,12 +230,7 @@ async fn create_call(
         .calls
         .register(CallHandle::new(call_id.clone(), tenant.clone(), cmd_tx))
         .map_err(|full| WhipError::Unavailable(full.to_string()))?;
-    let peer = state.webrtc.inner.stack.answer(offer).await.map_err(|err| match err {
-        PeerError::Offer(reason) => WhipError::BadOffer(format!("offer rejected: {reason}")),
-        PeerError::NoCommonCodec => WhipError::Unprocessable("no common audio codec (Opus required)".into()),
-        PeerError::NoPort { .. } => WhipError::Unavailable(err.to_string()),
-        PeerError::Stack(reason) => WhipError::Internal(reason),
-    })?;
+    let peer = state.webrtc.inner.stack.answer(offer).await?;
     let answer = peer.answer_sdp.clone();
 
     let session_id = new_session_id();
@@ -271,6 +268,21 @@ async fn create_call(
     h.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|e| WhipError::Internal(e.to_string()))?);
     h.insert(CALL_ID, HeaderValue::from_str(call_id.as_str()).map_err(|e| WhipError::Internal(e.to_string()))?);
     Ok(response)
+}
+
+/// The SDP offer of a request, checked: its content type, size, encoding and shape.
+pub(super) fn read_offer(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<String, WhipError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)) {
+        return Err(WhipError::UnsupportedMediaType);
+    }
+    let max = state.webrtc.config().max_offer_bytes;
+    if body.len() > max {
+        return Err(WhipError::TooLarge(max));
+    }
+    let offer = String::from_utf8(body.to_vec()).map_err(|_| WhipError::BadOffer("the offer is not UTF-8 text".into()))?;
+    sdp::check_offer(&offer)?;
+    Ok(offer)
 }
 
 fn new_session_id() -> String {
