@@ -39,6 +39,10 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut switchboard::config::Config)) -> Env {
     let db = TestDb::new(Backend::Sqlite).await;
     let mut cfg = db.config();
     cfg.flows.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flows");
@@ -47,6 +51,7 @@ async fn start() -> Env {
     cfg.persistence.flush_interval = Duration::from_millis(20);
     cfg.twilio.account_sid = Some(ACCOUNT.into());
     cfg.twilio.auth_token = Some(TOKEN.into());
+    tweak(&mut cfg);
     if let Ok(filter) = std::env::var("TEST_LOG") {
         switchboard::telemetry::init_tracing(switchboard::config::LogFormat::Human, &filter);
     }
@@ -473,5 +478,51 @@ async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
     env.wait_agent("bo", "wrap_up").await;
     ana.close().await;
     bo.close().await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_again() {
+    let env = start_with(|cfg| cfg.webrtc.connect_timeout = Duration::from_secs(1)).await;
+    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
+    let (s, _) = env.post_json("/api/v1/agents", json!({ "id": "ana", "name": "Ana", "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
+    assert_eq!(s, StatusCode::CREATED);
+    env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
+    let url = env.stream_url("CA_noice").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_noice".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_noice").await;
+    env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
+    env.wait_agent("ana", "offered").await;
+    assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
+
+    // The offer is answered but the answer never applied: ICE never connects.
+    let (lost, offer) = Client::new().await;
+    let resp = env
+        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let detail = env
+        .call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_left" && e["data"]["reason"] == "connect_timeout"))
+        .await;
+    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    assert_eq!(holds.last(), Some(&true), "back on hold: {holds:?}");
+    assert!(!caller.recording().ended, "the caller is still on the line");
+    assert_eq!(env.agent("ana").await["status"], "busy", "still hers");
+
+    // Her second try gets through.
+    let (mut again, offer) = Client::new().await;
+    env.join(&call, "role=agent&agent_id=ana", &mut again, offer).await;
+    env.call(&call, |c| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_joined").count() == 2).await;
+    lost.close().await;
+    again.close().await;
+    let rec = caller.hangup().await.unwrap();
+    assert!(rec.violations.is_empty(), "{:?}", rec.violations);
+    env.wait_agent("ana", "wrap_up").await;
     env.shutdown().await;
 }

@@ -679,7 +679,7 @@ impl Actor {
                 let result = self.join(role);
                 let _ = reply.send(result);
             }
-            CallCommand::Leave { id, reason } => self.leave(&id, &reason),
+            CallCommand::Leave { id, reason, connected } => self.leave(&id, &reason, connected),
             CallCommand::SetMode { id, mode, reply } => {
                 let found = self.set_mode(&id, mode);
                 let _ = reply.send(found);

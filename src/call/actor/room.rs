@@ -173,9 +173,14 @@ impl Actor {
         }
     }
 
-    /// A participant's session ended. An agent leaving a call that is still theirs hangs it up.
-    pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str) {
-        self.remove_participant(id, reason, true);
+    /// A participant's session ended. An agent leaving a call that is still theirs hangs it up;
+    /// one whose audio never got through leaves the caller on hold, to join again.
+    pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str, connected: bool) {
+        let agent = self.bridge.as_ref().and_then(|b| b.room.agent()).is_some_and(|p| &p.id == id);
+        self.remove_participant(id, reason, connected);
+        if agent && !connected && self.ending.is_none() {
+            self.set_hold(true);
+        }
     }
 
     fn remove_participant(&mut self, id: &ParticipantId, reason: &str, agent_hangs_up: bool) {

@@ -147,7 +147,7 @@ pub(super) async fn join(
     let peer = match state.webrtc.inner.stack.answer(offer).await {
         Ok(p) => p,
         Err(err) => {
-            let _ = handle.send(CallCommand::Leave { id: participant, reason: "offer_failed".into() });
+            let _ = handle.send(CallCommand::Leave { id: participant, reason: "offer_failed".into(), connected: false });
             return Err(err.into());
         }
     };
@@ -184,11 +184,25 @@ fn new_session_id() -> SessionId {
 }
 
 /// Finds a participant session of the caller's tenant (another tenant's looks missing).
-async fn own_session(state: &AppState, headers: &HeaderMap, session: &str) -> Result<(CallId, ParticipantId, bool, CancellationToken), WhipError> {
+async fn own_session(state: &AppState, headers: &HeaderMap, session: &str) -> Result<OwnSession, WhipError> {
     let tenant = api_key_tenant(state, headers).await?;
     let sessions = state.webrtc.participants();
     let entry = sessions.get(session).filter(|e| e.tenant == tenant).ok_or(WhipError::NotFound)?;
-    Ok((entry.call_id.clone(), entry.participant.clone(), entry.agent, entry.hangup.clone()))
+    Ok(OwnSession {
+        tenant: tenant.clone(),
+        call_id: entry.call_id.clone(),
+        participant: entry.participant.clone(),
+        agent: entry.agent,
+        hangup: entry.hangup.clone(),
+    })
+}
+
+struct OwnSession {
+    tenant: TenantId,
+    call_id: CallId,
+    participant: ParticipantId,
+    agent: bool,
+    hangup: CancellationToken,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -203,13 +217,12 @@ pub(super) async fn set_mode(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WhipError> {
-    let (call_id, participant, agent, _) = own_session(&state, &headers, &session).await?;
+    let OwnSession { tenant, call_id, participant, agent, .. } = own_session(&state, &headers, &session).await?;
     let body: ModeBody = serde_json::from_slice(&body)
         .map_err(|e| WhipError::Unprocessable(format!("expected {{\"mode\": \"listen\"|\"whisper\"|\"barge\"}}: {e}")))?;
     if agent {
         return Err(WhipError::Conflict("an agent has no monitor mode".into()));
     }
-    let tenant = api_key_tenant(&state, &headers).await?;
     let handle = state.calls.get(&tenant, &call_id).ok_or(WhipError::NotFound)?;
     let (tx, rx) = oneshot::channel();
     handle
@@ -223,7 +236,7 @@ pub(super) async fn set_mode(
 }
 
 pub(super) async fn leave(State(state): State<AppState>, Path(session): Path<String>, headers: HeaderMap) -> Result<Response, WhipError> {
-    let (call_id, participant, _, hangup) = own_session(&state, &headers, &session).await?;
+    let OwnSession { call_id, participant, hangup, .. } = own_session(&state, &headers, &session).await?;
     info!(call_id = %call_id, %participant, session = %session, "participant leaving");
     hangup.cancel();
     Ok(StatusCode::OK.into_response())
@@ -265,7 +278,7 @@ async fn run_participant(
         };
         if let Err(reason) = connected {
             warn!(reason, "participant never connected");
-            let _ = call.send(CallCommand::Leave { id, reason: reason.into() });
+            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), connected: false });
             control.close().await;
             return;
         }
@@ -307,7 +320,7 @@ async fn run_participant(
         };
         info!(reason, lagged_ticks = lagged, "participant session ended");
         if reason != "removed" && reason != "call_ended" {
-            let _ = call.send(CallCommand::Leave { id, reason: reason.into() });
+            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), connected: true });
         }
         let _ = out_tx.send(LegOut::Close { reason: reason.into() }).await;
         drop(out_tx);
