@@ -1,6 +1,6 @@
 // Switchboard supervisor dashboard: a tenant's live calls, queues, agents and alerts from
-// /ws/events, and joining a call's audio to listen, whisper to the agent or barge in (WebRTC,
-// WHIP-style, non-trickle). Plain JS for current Chromium and Firefox, no build step.
+// /ws/events, and joining a call's audio to listen, whisper to the agent or barge in (the audio
+// part is in supervisor-listen.js). Plain JS for current Chromium and Firefox, no build step.
 //
 // Keeping the picture right: a REST snapshot first, then the events from since=0. The server's
 // retained history overlaps the snapshot, so calls already under way get their department, agent
@@ -15,7 +15,6 @@ const MAX_LINES = 200, MAX_CALLS = 1000, MAX_ALERTS = 500;    // memory stays bo
 const ENDED_KEEP_MS = 15000;                                   // an ended call stays listed this long
 const BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 5000, QUEUE_REFRESH_MS = 5000;
 const SILENCE_SHOW_MS = 2000, SILENCE_LONG_MS = 8000;
-const MODES = ['listen', 'whisper', 'barge'];
 const KEY_STORE = 'switchboard.apiKey', NAME_STORE = 'switchboard.supervisorName';
 const STATE_LABELS = {
   bot: 'with bot', queued: 'queued', offered: 'ringing agent', agent: 'with agent',
@@ -24,26 +23,23 @@ const STATE_LABELS = {
 const SPEAKERS = { caller: 'Caller', bot: 'Bot', agent: 'Agent' };
 const STATUS_ORDER = ['busy', 'offered', 'wrap_up', 'available', 'away', 'offline'];
 const SEVERITY_ORDER = ['critical', 'warning', 'info'];
-const MODE_LABELS = { listen: 'listening', whisper: 'whispering to the agent', barge: 'barged in' };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   form: $('key-form'), key: $('api-key'), name: $('supervisor-name'), connection: $('connection'),
   error: $('error'), callsBody: $('calls-body'), callsEmpty: $('calls-empty'), callCount: $('call-count'),
   selectedId: $('selected-call-id'), summary: $('call-summary'), participants: $('participants'),
-  monitorState: $('monitor-state'), monitorError: $('monitor-error'), leave: $('leave'),
   transcript: $('transcript'), queuesBody: $('queues-body'), queuesStatus: $('queues-status'),
   agentsBody: $('agents-body'), agentsEmpty: $('agents-empty'), alerts: $('alerts'),
-  alertsEmpty: $('alerts-empty'), alertCount: $('alert-count'), audio: $('monitor-audio'),
+  alertsEmpty: $('alerts-empty'), alertCount: $('alert-count'),
 };
 
 // Everything a test (or a curious user) may want to look at. Collections are keyed by id, have
 // no prototype (so any id is a safe key) and hold plain data only.
 const dict = () => Object.create(null);
-const IDLE = { state: 'idle', mode: null, callId: null, participantId: null, session: null };
 const supervisor = window.supervisor = {
   connection: 'offline', lastSeq: 0, eventCount: 0, selected: null, errors: [],
-  calls: dict(), agents: dict(), alerts: dict(), departments: dict(), queues: [], monitor: { ...IDLE },
+  calls: dict(), agents: dict(), alerts: dict(), departments: dict(), queues: [], monitor: { ...SupervisorListen.IDLE },
 };
 
 // ---- REST and errors -------------------------------------------------------------------------
@@ -110,7 +106,7 @@ function stop() {
 
 async function start() {
   if (ui.name.value.trim()) localStorage.setItem(NAME_STORE, ui.name.value.trim());
-  if (supervisor.monitor.state !== 'idle') leave();
+  if (supervisor.monitor.state !== 'idle') listen.leave();
   apiKey = ui.key.value.trim();
   stop();
   clearError();
@@ -308,7 +304,7 @@ function endCall(call, data, at, live) {
   if (Number.isFinite(data.duration_ms)) call.durationMs = data.duration_ms;
   // A call that was over before the page connected has no place in the active table.
   priv(call).endedLocal = live ? Date.now() : 0;
-  if (supervisor.monitor.callId === call.id) monitorGone(null);
+  if (supervisor.monitor.callId === call.id) listen.gone(null);
 }
 
 function applyEvent(m, live) {
@@ -333,10 +329,7 @@ function onCallEvent(id, kind, data, at, live) {
   if (!call) return;
   applyCallEvent(call, kind, data, at);
   if (kind === 'ended') endCall(call, data, at, live);
-  const mon = supervisor.monitor;
-  if (!mon.participantId || data.participant !== mon.participantId) return;
-  if (kind === 'participant_left') monitorGone(`You are no longer on the call (${data.reason || 'removed'}).`);
-  if (kind === 'monitor_mode' && MODES.includes(data.mode)) mon.mode = data.mode;
+  listen.onOwnEvent(kind, data);
 }
 
 function applyCallEvent(call, kind, data, at) {
@@ -500,145 +493,10 @@ async function resolveAlert(id) {
 
 // ---- joining a call's audio ------------------------------------------------------------------
 
-let pc = null, sender = null, mic = null, monitorKey = '';
-let monitorGen = 0;        // bumped on every teardown: the steps of an older join stop there
-
-function setMonitor(fields) { Object.assign(supervisor.monitor, fields); render(); }
-
-function monitorError(message) {
-  if (message) logError(message);
-  ui.monitorError.textContent = message || '';
-  ui.monitorError.hidden = !message;
-}
-
-async function microphone(gen) {
-  if (!navigator.mediaDevices) throw new Error('no microphone on this page (it needs https or localhost)');
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-  } catch (err) {
-    throw new Error(`the microphone is not available (${err.name || err.message})`);
-  }
-  if (gen !== monitorGen) { stream.getTracks().forEach((t) => t.stop()); throw new Error('cancelled'); }
-  mic = stream;
-  return stream.getAudioTracks()[0];
-}
-
-function waitForIce(peer, ms) {
-  return new Promise((resolve) => {
-    if (peer.iceGatheringState === 'complete') return resolve();
-    peer.addEventListener('icegatheringstatechange', () => { if (peer.iceGatheringState === 'complete') resolve(); });
-    setTimeout(resolve, ms); // host candidates gather in milliseconds; never wait long for STUN
-  });
-}
-
-async function join(mode) {
-  const call = supervisor.calls[supervisor.selected], mon = supervisor.monitor;
-  if (!MODES.includes(mode) || !call || call.state === 'ended' || ['joining', 'switching', 'leaving'].includes(mon.state)) return;
-  if (mon.session && mon.callId === call.id) { await switchMode(mode); return; }
-  if (mon.state !== 'idle') await leave();
-  const gen = ++monitorGen, key = monitorKey = apiKey;
-  monitorError(null);
-  setMonitor({ ...IDLE, state: 'joining', mode, callId: call.id });
-  try {
-    // Listening needs no microphone: the transceiver sends nothing until a track is put on it.
-    const track = mode === 'listen' ? null : await microphone(gen);
-    const peer = pc = new RTCPeerConnection({ iceServers: [] });
-    sender = peer.addTransceiver(track || 'audio', { direction: 'sendrecv' }).sender;
-    peer.ontrack = (ev) => { ui.audio.srcObject = ev.streams[0] || new MediaStream([ev.track]); ui.audio.play().catch(() => {}); };
-    peer.onconnectionstatechange = () => { if (peer === pc && peer.connectionState === 'failed') failMonitor('The audio connection failed.'); };
-    await peer.setLocalDescription(await peer.createOffer());
-    await waitForIce(peer, 2000);
-    if (gen !== monitorGen) return;
-    const q = new URLSearchParams({ role: 'supervisor', mode, name: supervisorName() });
-    const res = await fetch(`/webrtc/calls/${encodeURIComponent(call.id)}/participants?${q}`, {
-      method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/sdp' }, body: peer.localDescription.sdp,
-    });
-    if (res.status !== 201) throw await errorFrom(res);
-    const where = res.headers.get('Location');
-    const session = where ? new URL(where, location.href).href : null;
-    if (gen !== monitorGen) { if (session) deleteSession(session, key).catch(() => {}); return; }
-    if (!session) throw new Error('the server did not say where the participant session is');
-    setMonitor({ session, participantId: res.headers.get('X-Participant-Id') });
-    await peer.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    if (gen === monitorGen) setMonitor({ state: 'connected' });
-  } catch (err) {
-    if (gen === monitorGen) failMonitor(`Cannot join the call: ${err.message || err}`);
-  }
-}
-
-async function switchMode(mode) {
-  const mon = supervisor.monitor, prev = mon.mode, gen = monitorGen;
-  const track = () => mic && mic.getAudioTracks()[0];
-  if (mon.state !== 'connected' || mode === prev) return;
-  monitorError(null);
-  setMonitor({ state: 'switching' });
-  try {
-    // Our voice stops before the server hears of listening, and starts only once it agreed.
-    if (mode !== 'listen' && !track()) {
-      const t = await microphone(gen);
-      t.enabled = false;
-      await sender.replaceTrack(t);
-    }
-    if (mode === 'listen' && track()) track().enabled = false;
-    const res = await fetch(mon.session, {
-      method: 'PATCH', headers: { Authorization: `Bearer ${monitorKey}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ mode }),
-    });
-    if (!res.ok) throw await errorFrom(res);
-    const body = await res.json().catch(() => null);
-    if (gen !== monitorGen) return;
-    const now = body && MODES.includes(body.mode) ? body.mode : mode;
-    if (track()) track().enabled = now !== 'listen';
-    setMonitor({ state: 'connected', mode: now });
-  } catch (err) {
-    if (gen !== monitorGen) return;
-    if (track()) track().enabled = prev !== 'listen';
-    setMonitor({ state: 'connected' });
-    monitorError(`Cannot switch to ${mode}: ${err.message || err}`);
-  }
-}
-
-async function deleteSession(session, key) {
-  const res = await fetch(session, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } });
-  if (!res.ok && res.status !== 404) throw await errorFrom(res);
-}
-
-function teardown() {
-  monitorGen++;
-  if (pc) pc.close();
-  if (mic) mic.getTracks().forEach((t) => t.stop());
-  pc = sender = mic = null;
-  ui.audio.srcObject = null;
-}
-
-async function leave() {
-  const { session } = supervisor.monitor;
-  teardown();
-  const gen = monitorGen;
-  setMonitor({ ...IDLE, state: session ? 'leaving' : 'idle' });
-  if (!session) return;
-  try {
-    await deleteSession(session, monitorKey);
-  } catch (err) {
-    monitorError(`Leaving may not have reached the server: ${err.message || err}`);
-  }
-  if (gen === monitorGen) setMonitor({ state: 'idle' });
-}
-
-function failMonitor(message) {
-  const { session } = supervisor.monitor;
-  teardown();
-  if (session) deleteSession(session, monitorKey).catch(() => {});
-  setMonitor({ ...IDLE, state: 'failed' });
-  monitorError(message);
-}
-
-// The server ended our part (the call ended, or we were removed): nothing to tell it.
-function monitorGone(message) {
-  teardown();
-  setMonitor({ ...IDLE });
-  if (message) monitorError(message);
-}
+const listen = SupervisorListen.create({
+  supervisor, apiKey: () => apiKey, selectedCall: () => supervisor.calls[supervisor.selected], name: supervisorName,
+  render, logError, errorFrom,
+});
 
 // ---- rendering -------------------------------------------------------------------------------
 
@@ -656,7 +514,7 @@ function render() {
   }
   renderCalls(now);
   renderSelected();
-  renderMonitor();
+  listen.render();
   renderQueues();
   renderAgents();
   renderAlerts();
@@ -771,19 +629,6 @@ function renderSelected() {
   if (follow) box.scrollTop = box.scrollHeight;
 }
 
-function renderMonitor() {
-  const mon = supervisor.monitor, call = supervisor.calls[supervisor.selected];
-  const busy = ['joining', 'switching', 'leaving'].includes(mon.state);
-  for (const mode of MODES) {
-    $(mode).disabled = busy || !call || call.state === 'ended';
-    $(mode).setAttribute('aria-pressed', String(mon.state === 'connected' && !!call && mon.callId === call.id && mon.mode === mode));
-  }
-  ui.leave.disabled = ['idle', 'failed', 'leaving'].includes(mon.state);
-  ui.monitorState.dataset.state = mon.state;
-  setText(ui.monitorState, mon.state === 'connected' ? `${MODE_LABELS[mon.mode] || mon.mode} on ${mon.callId}`
-    : mon.state === 'joining' ? `joining ${mon.callId}…` : mon.state === 'idle' ? 'not listening' : mon.state);
-}
-
 function renderQueues() {
   reconcile(ui.queuesBody, supervisor.queues, (q) => q.department_id, () => row(['name', 'num', 'num', 'num', 'num']), (tr, q) => {
     const waiting = q.waiting > 0;
@@ -847,17 +692,10 @@ ui.alerts.addEventListener('click', (ev) => {
   if (li && target(ev, 'button.resolve')) resolveAlert(li.dataset.alertId);
   else if (li && target(ev, '.message.linked')) select(li.dataset.callId);
 });
-for (const mode of MODES) $(mode).addEventListener('click', () => join(mode));
-ui.leave.addEventListener('click', leave);
-// Closing the tab leaves the call rather than leaving a silent participant until it times out.
-window.addEventListener('pagehide', () => {
-  const { session } = supervisor.monitor;
-  if (session) fetch(session, { method: 'DELETE', keepalive: true, headers: { Authorization: `Bearer ${monitorKey}` } }).catch(() => {});
-});
 setInterval(render, 1000);
 
 // For tests and the console; not enumerable, so the state still serialises as plain data.
-for (const [name, fn] of Object.entries({ connect: start, select, join, leave, resolveAlert })) {
+for (const [name, fn] of Object.entries({ connect: start, select, join: listen.join, leave: listen.leave, resolveAlert })) {
   Object.defineProperty(supervisor, name, { value: fn, enumerable: false });
 }
 
