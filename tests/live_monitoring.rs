@@ -526,3 +526,31 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
     env.wait_agent("ana", "wrap_up").await;
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
+    let env = start().await;
+    let url = env.stream_url("CA_whisper").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_whisper".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_whisper").await;
+    let (mut sup, offer) = Client::new().await;
+    env.join(&call, "role=supervisor&mode=whisper&name=sam", &mut sup, offer).await;
+    sup.say(&support::webrtc_client::speech_48k("billing please")).await;
+    sup.silence(Duration::from_millis(1200)).await;
+
+    // The null recognizer reports each turn as "[speech]": the whisper was recognized as the
+    // supervisor's, on the call's transcript, and the flow did not act on it as the caller's.
+    let detail = env
+        .call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "transcript_final" && e["data"]["speaker"] == "supervisor"))
+        .await;
+    let events = detail["events"].as_array().unwrap();
+    assert!(!events.iter().any(|e| e["kind"] == "transcript_final" && e["data"]["speaker"] == "caller"), "the caller said nothing");
+    assert!(!events.iter().any(|e| e["kind"] == "transfer_requested"));
+    assert!(!events.iter().any(|e| e["kind"] == "agent_speech_started"), "a whisper is not an agent talking");
+    sup.close().await;
+    let rec = caller.hangup().await.unwrap();
+    assert!(rec.violations.is_empty(), "{:?}", rec.violations);
+    env.shutdown().await;
+}

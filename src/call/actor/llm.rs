@@ -59,6 +59,13 @@ impl Actor {
         }
     }
 
+    /// Something the model should know that the caller did not say (a supervisor's whisper).
+    pub(super) fn llm_note(&mut self, note: &str) {
+        if let Some(mode) = self.llm.as_mut() {
+            mode.session.note(note);
+        }
+    }
+
     pub(super) fn on_llm(&mut self, out: LlmOutput) {
         match out {
             LlmOutput::Sentence(text) => {

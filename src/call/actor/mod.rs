@@ -32,6 +32,7 @@ mod actions;
 mod llm;
 mod room;
 mod speech;
+mod voices;
 
 const FRAME: Duration = Duration::from_millis(20);
 /// Marks go out at least this often within a long chunk, so "heard" is known to this precision.
@@ -45,7 +46,7 @@ enum Internal {
     TtsOpened(UtteranceId, Result<TtsStream, SpeechError>),
     WavLoaded(UtteranceId, Result<(Vec<i16>, SampleRate), String>),
     TransferDone(String, Result<(), String>),
-    AgentSttOpened(Result<SttStream, SpeechError>),
+    VoiceSttOpened(crate::call::room::ParticipantId, Result<SttStream, SpeechError>),
 }
 
 struct ActiveTts {
@@ -208,7 +209,7 @@ impl Actor {
                 Some(msg) = self.internal_rx.recv() => self.on_internal(msg),
                 Some(input) = room::recv(&mut self.bridge) => match input {
                     room::BridgeInput::Side(audio) => self.on_side_audio(audio),
-                    room::BridgeInput::AgentStt(ev) => self.on_agent_stt(ev),
+                    room::BridgeInput::Stt(id, ev) => self.on_voice_stt(&id, ev),
                 },
                 () = sleep_until_opt(listen) => {
                     self.listen_deadline = None;
@@ -629,8 +630,8 @@ impl Actor {
                 }
                 self.pump_actions();
             }
-            Internal::AgentSttOpened(Ok(stream)) => self.agent_stt_opened(stream),
-            Internal::AgentSttOpened(Err(err)) => self.provider_error(self.services.stt.name(), &err),
+            Internal::VoiceSttOpened(id, Ok(stream)) => self.voice_stt_opened(&id, stream),
+            Internal::VoiceSttOpened(_, Err(err)) => self.provider_error(self.services.stt.name(), &err),
             Internal::TransferDone(target, Ok(())) => info!(%target, "transfer accepted by Twilio"),
             Internal::TransferDone(target, Err(reason)) => {
                 warn!(%target, %reason, "transfer failed");

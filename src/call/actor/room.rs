@@ -1,20 +1,20 @@
 //! The call actor's side of people joining the call (see `call/room.rs`): joins, leaves and
 //! mode changes, the per-tick fan-out of every leg, what the caller hears while an agent or a
-//! barging supervisor is on, and the agent's voice activity and transcript.
+//! barging supervisor is on. What participants say is recognized in `voices.rs`.
 
 use media::codec::g711::{ulaw_decode, ulaw_encode};
 use media::mixer::{Gain, MixInput, Mixer};
 use media::{SampleRate, StreamResampler};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::{Actor, Internal, FRAME};
-use crate::call::audio::{InboundAudio, VadEvent};
+use super::voices::{Speaker, Voices};
+use super::{Actor, FRAME};
 use crate::call::event::{CallEvent, EndCause};
 use crate::call::leg::{LegFormat, LegOut};
 use crate::call::room::{caller_mix, JoinError, Joined, MonitorMode, ParticipantId, Role, Room, SideAudio, TickRole, FRAME_SAMPLES};
 use crate::call::state::CallState;
-use crate::speech::stt::{SttAudioFormat, SttContext, SttEvent, SttInput, SttStream};
+use crate::speech::stt::SttEvent;
 
 /// A call's room and the audio state that exists only while someone has joined.
 pub(super) struct Bridge {
@@ -28,12 +28,7 @@ pub(super) struct Bridge {
     to_caller_8k: std::collections::VecDeque<i16>,
     scratch: Vec<i16>,
     pcm8: Vec<i16>,
-    /// The agent's voice activity, on its own clock.
-    agent_vad: Option<InboundAudio>,
-    agent_stt: Option<SttStream>,
-    /// Agent audio (16 kHz) kept while the agent's recognizer connects.
-    agent_stt_pending: Vec<SttInput>,
-    agent_samples: u64,
+    pub voices: Voices,
 }
 
 impl Bridge {
@@ -53,10 +48,7 @@ impl Bridge {
             to_caller_8k: std::collections::VecDeque::with_capacity(640),
             scratch: Vec::with_capacity(640),
             pcm8: Vec::with_capacity(160),
-            agent_vad: None,
-            agent_stt: None,
-            agent_stt_pending: Vec::new(),
-            agent_samples: 0,
+            voices: Voices::new(),
         })
     }
 
@@ -108,53 +100,20 @@ impl Actor {
             mode,
         });
         if let Some(agent_id) = agent_id {
-            self.agent_takes_call(agent_id);
+            self.agent_takes_call(agent_id, joined.id.clone());
         }
         Ok(joined)
     }
 
     /// From now on the caller talks to the agent: the bot stops talking and listening, the
-    /// queue's hold ends, and the agent's side gets its own voice detection and transcript.
-    fn agent_takes_call(&mut self, agent_id: String) {
+    /// queue's hold ends, and the agent's voice is recognized.
+    fn agent_takes_call(&mut self, agent_id: String, participant: ParticipantId) {
         self.stop_speaking();
         self.actions.clear();
         self.listen_deadline = None;
         self.set_hold(false);
         self.state = CallState::WithAgent { agent_id };
-        if let Some(bridge) = self.bridge.as_mut() {
-            match InboundAudio::new(&self.services.config.vad) {
-                Ok(vad) => bridge.agent_vad = Some(vad),
-                Err(err) => warn!(%err, "no voice detection for the agent"),
-            }
-        }
-        let ctx = SttContext {
-            call_id: self.info.id.to_string(),
-            language: None,
-            phrases: self.dialog.phrases.clone(),
-            native_format: Some(SttAudioFormat::Linear16k),
-        };
-        let provider = self.services.stt.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = provider.open(ctx).await;
-            let _ = tx.send(Internal::AgentSttOpened(result)).await;
-        });
-    }
-
-    pub(super) fn agent_stt_opened(&mut self, stream: SttStream) {
-        let Some(bridge) = self.bridge.as_mut().filter(|b| b.room.agent().is_some()) else {
-            let _ = stream.input.try_send(SttInput::Close);
-            return;
-        };
-        if stream.format != SttAudioFormat::Linear16k {
-            warn!(format = ?stream.format, "the recognizer wants another format; no agent transcript");
-            let _ = stream.input.try_send(SttInput::Close);
-            return;
-        }
-        for input in bridge.agent_stt_pending.drain(..) {
-            let _ = stream.input.try_send(input);
-        }
-        bridge.agent_stt = Some(stream);
+        self.add_voice(participant, Speaker::Agent);
     }
 
     /// The state of a call nobody is speaking on: with its agent, or listening for the caller.
@@ -187,13 +146,7 @@ impl Actor {
         let Some(bridge) = self.bridge.as_mut() else { return };
         let Some(p) = bridge.room.leave(id) else { return };
         let was_agent = matches!(p.role, Role::Agent { .. });
-        if was_agent {
-            if let Some(stt) = bridge.agent_stt.take() {
-                let _ = stt.input.try_send(SttInput::Close);
-            }
-            bridge.agent_vad = None;
-            bridge.agent_stt_pending.clear();
-        }
+        bridge.voices.remove(id);
         let empty = bridge.room.participants.is_empty();
         info!(participant = %id, role = p.role.name(), reason, "participant left");
         self.emit(CallEvent::ParticipantLeft { participant: id.to_string(), role: p.role.name(), reason: reason.to_string() });
@@ -299,85 +252,30 @@ impl Actor {
         metrics::counter!("switchboard_frames_out_total").increment(1);
     }
 
-    /// Publishes this tick's frames and feeds the agent's frame to its voice detection and
-    /// recognizer.
+    /// Publishes this tick's frames and passes the voices to recognize: the agent's, and a
+    /// whisper while no agent is on the call (it is meant for the bot).
     fn fan_out(&mut self, on_hold: bool) -> Option<std::sync::Arc<crate::call::room::TickFrames>> {
         let bridge = self.bridge.as_mut()?;
         let frames = bridge.room.tick(on_hold);
-        let agent_frame = frames.others.iter().find(|o| o.role == TickRole::Agent).map(|o| o.samples.clone());
-        if let Some(samples) = agent_frame {
-            self.on_agent_audio(samples);
+        let has_agent = bridge.room.agent().is_some();
+        for other in &frames.others {
+            let speaker = match other.role {
+                TickRole::Agent => Speaker::Agent,
+                TickRole::Supervisor(MonitorMode::Whisper) if !has_agent => Speaker::Supervisor,
+                TickRole::Supervisor(_) => continue,
+            };
+            if !self.bridge.as_ref().is_some_and(|b| b.voices.contains(&other.id)) {
+                self.add_voice(other.id.clone(), speaker);
+            }
+            self.on_voice_audio(&other.id, other.samples.clone());
         }
         Some(frames)
-    }
-
-    fn on_agent_audio(&mut self, samples: Vec<i16>) {
-        let elapsed = self.elapsed_ms();
-        let Some(bridge) = self.bridge.as_mut() else { return };
-        let mut events = Vec::new();
-        if let Some(vad) = bridge.agent_vad.as_mut() {
-            if let Err(err) = vad.push_pcm16(&samples, &mut events) {
-                debug!(%err, "agent voice detection failed on a frame");
-            }
-        }
-        let at_samples = bridge.agent_samples;
-        bridge.agent_samples += samples.len() as u64;
-        let mut inputs = vec![SttInput::Linear16k { at_samples, samples }];
-        if events.iter().any(|e| matches!(e, VadEvent::Ended { .. })) {
-            inputs.push(SttInput::Finalize);
-        }
-        for input in inputs {
-            match &bridge.agent_stt {
-                Some(stt) => {
-                    if stt.input.try_send(input).is_err() {
-                        metrics::counter!("switchboard_stt_dropped_total").increment(1);
-                    }
-                }
-                // A few seconds while connecting; older audio is of no use to a live transcript.
-                None if bridge.agent_stt_pending.len() < 250 => bridge.agent_stt_pending.push(input),
-                None => {}
-            }
-        }
-        for ev in events {
-            self.emit(match ev {
-                VadEvent::Started { .. } => CallEvent::AgentSpeechStarted { at_ms: elapsed },
-                VadEvent::Ended { duration_ms, .. } => CallEvent::AgentSpeechEnded { at_ms: elapsed, duration_ms },
-            });
-        }
-    }
-
-    pub(super) fn on_agent_stt(&mut self, ev: SttEvent) {
-        match ev {
-            SttEvent::Final { text, start, end, confidence } => {
-                let text = text.trim().to_string();
-                if text.is_empty() {
-                    return;
-                }
-                info!(%text, "agent said");
-                self.emit(CallEvent::TranscriptFinal {
-                    text,
-                    confidence,
-                    start_ms: (start * 1000.0) as u64,
-                    end_ms: (end * 1000.0) as u64,
-                    speaker: "agent",
-                });
-            }
-            SttEvent::Error(err) => self.provider_error(self.services.stt.name(), &err),
-            SttEvent::Closed => {
-                if let Some(b) = self.bridge.as_mut() {
-                    b.agent_stt = None;
-                }
-            }
-            SttEvent::Partial { .. } | SttEvent::SpeechStarted { .. } | SttEvent::SpeechEnded { .. } => {}
-        }
     }
 
     /// The call is ending: everyone is put out.
     pub(super) fn close_room(&mut self) {
         let Some(mut bridge) = self.bridge.take() else { return };
-        if let Some(stt) = bridge.agent_stt.take() {
-            let _ = stt.input.try_send(SttInput::Close);
-        }
+        bridge.voices.close();
         for p in bridge.room.close() {
             self.emit(CallEvent::ParticipantLeft { participant: p.id.to_string(), role: p.role.name(), reason: "call_ended".into() });
         }
@@ -387,21 +285,14 @@ impl Actor {
 /// What a call's room has for the actor.
 pub(super) enum BridgeInput {
     Side(SideAudio),
-    AgentStt(SttEvent),
+    Stt(ParticipantId, SttEvent),
 }
 
 pub(super) async fn recv(bridge: &mut Option<Bridge>) -> Option<BridgeInput> {
     let Some(b) = bridge.as_mut() else { return std::future::pending().await };
-    let Bridge { room, agent_stt, .. } = b;
+    let Bridge { room, voices, .. } = b;
     tokio::select! {
         audio = room.side_rx.recv() => audio.map(BridgeInput::Side),
-        ev = recv_stt(agent_stt) => Some(BridgeInput::AgentStt(ev)),
-    }
-}
-
-async fn recv_stt(stt: &mut Option<SttStream>) -> SttEvent {
-    match stt {
-        Some(s) => s.events.recv().await.unwrap_or(SttEvent::Closed),
-        None => std::future::pending().await,
+        Some((id, ev)) = voices.events_rx.recv() => Some(BridgeInput::Stt(id, ev)),
     }
 }

@@ -125,6 +125,11 @@ impl LlmSession {
         self.close_turn(Some(heard));
     }
 
+    /// Adds a note for the model (not from the caller) that the next answer takes into account.
+    pub fn note(&mut self, text: &str) {
+        self.history.push(ChatMessage::System { content: text.trim().to_owned() });
+    }
+
     /// Stops the answer in progress; what it emitted stays in the history.
     pub fn cancel(&mut self) {
         self.close_turn(None);
