@@ -189,7 +189,7 @@ impl Actor {
         if !live {
             self.pace();
             if self.bridge.is_some() {
-                self.fan_out(false);
+                self.fan_out(self.hold.is_some());
             }
             return;
         }
