@@ -9,7 +9,7 @@ SCRIPT ?= twilio_calls
 
 run: deps-run
 	$(CARGO) build --release --bin switchboard
-	"$${CARGO_TARGET_DIR:-target}/release/switchboard" serve $(RUN_ARGS)
+	SWITCHBOARD_AUTH__DEMO_SEED=true "$${CARGO_TARGET_DIR:-target}/release/switchboard" serve $(RUN_ARGS)
 
 test: deps-test
 	tests/tools/with-postgres.sh $(CARGO) test --workspace

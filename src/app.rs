@@ -255,7 +255,13 @@ impl Server {
         let store = Store::connect(&config.database, &data_dir).await?;
         let writer = Writer::start(store.clone(), &config.persistence, &data_dir).await?;
         let demo_key = match &config.auth.demo_tenant {
-            Some(name) => Some(demo_key(&store, name, &data_dir).await?),
+            Some(name) => {
+                let key = demo_key(&store, name, &data_dir).await?;
+                if config.auth.demo_seed {
+                    seed_demo(&store, name).await?;
+                }
+                Some(key)
+            }
             None => None,
         };
         let speech = SpeechProviders::from_config(&config.speech)?;
@@ -363,6 +369,42 @@ async fn demo_key(store: &Store, tenant: &str, data_dir: &std::path::Path) -> Re
     let (_, key) = store.create_api_key(&tenant.id, Some("demo")).await?;
     write_private(&path, &key).map_err(|source| StartError::DemoKey { path, source })?;
     Ok(key)
+}
+
+/// The agent `make run` creates for trying the agent console.
+pub const DEMO_AGENT: &str = "demo-agent";
+
+/// The demo flow's departments and one browser agent in them, once: a tenant that already has
+/// departments is left as it is.
+async fn seed_demo(store: &Store, tenant: &str) -> Result<(), StartError> {
+    let (tenant, _) = store.ensure_tenant(tenant).await?;
+    if !store.list_departments(&tenant.id).await?.is_empty() {
+        return Ok(());
+    }
+    let mut departments = Vec::new();
+    for name in ["billing", "sales", "support"] {
+        let input = crate::store::DepartmentInput {
+            name: name.to_string(),
+            overflow_number: None,
+            overflow: None,
+            business_hours: None,
+            service_level_secs: 20,
+            max_queue: 50,
+            max_wait_secs: 600,
+        };
+        departments.push(store.create_department(&tenant.id, &input).await?.id);
+    }
+    let agent = crate::store::AgentInput {
+        name: "Demo Agent".into(),
+        email: None,
+        departments,
+        skills: Vec::new(),
+        languages: Vec::new(),
+        reach: crate::center::Reach::Browser,
+    };
+    store.create_agent(&tenant.id, Some(crate::center::AgentId(DEMO_AGENT.into())), &agent).await?;
+    tracing::info!(tenant = %tenant.id, "demo departments and agent created");
+    Ok(())
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {

@@ -222,6 +222,9 @@ pub struct PersistenceConfig {
 pub struct AuthConfig {
     #[serde(default)]
     pub demo_tenant: Option<String>,
+    /// Give a demo tenant without departments the demo flow's departments and a browser agent.
+    #[serde(default)]
+    pub demo_seed: bool,
 }
 
 #[derive(Debug, Error)]

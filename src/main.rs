@@ -62,10 +62,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     switchboard::telemetry::init_tracing(config.server.log_format, &config.server.log_filter);
     let server = Server::start(config).await?;
     let addr = server.local_addr;
+    println!("switchboard listening on http://{addr}");
     if let Some(key) = &server.demo_key {
         println!("demo API key: {key}");
+        println!("  softphone:      http://{addr}/#key={key}");
+        println!("  agent console:  http://{addr}/agent#key={key}&agent={}", switchboard::app::DEMO_AGENT);
+        println!("  supervisor:     http://{addr}/supervisor#key={key}");
     }
-    println!("switchboard listening on http://{addr}");
     tracing::info!(%addr, "listening");
     server.run(switchboard::shutdown::signal()).await?;
     Ok(())

@@ -163,6 +163,30 @@ async fn demo_key_survives_restart() {
     second.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_demo_seed_creates_departments_and_an_agent_once() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut cfg = db.config();
+    assert!(!cfg.auth.demo_seed, "off unless asked for (make run asks)");
+    cfg.auth.demo_seed = true;
+    for _ in 0..2 {
+        let server = Server::start(cfg.clone()).await.unwrap();
+        let tenant = server.state.store.ensure_tenant("demo").await.unwrap().0;
+        let names: Vec<String> = server.state.store.list_departments(&tenant.id).await.unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["billing", "sales", "support"], "the demo flow's departments, once");
+        let agents = server.state.store.list_agents(&tenant.id).await.unwrap();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].id.as_str(), switchboard::app::DEMO_AGENT);
+        assert_eq!(agents[0].departments.len(), 3);
+        assert_eq!(agents[0].reach, switchboard::center::Reach::Browser);
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let task = tokio::spawn(server.run(async move { s.cancelled().await }));
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
+
 /// Stopping the database turns /ready to 503 and back; events written meanwhile are kept.
 #[tokio::test]
 async fn readiness_follows_the_database() {
