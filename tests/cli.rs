@@ -40,10 +40,15 @@ fn serve_prints_address_and_key_then_exits_zero_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let key_line = lines.next().unwrap().unwrap();
-    assert!(key_line.starts_with("demo API key: sb_"), "{key_line}");
     let listen_line = lines.next().unwrap().unwrap();
     let addr = listen_line.strip_prefix("switchboard listening on http://").expect(&listen_line).to_string();
+    let key_line = lines.next().unwrap().unwrap();
+    let key = key_line.strip_prefix("demo API key: ").expect(&key_line).to_string();
+    assert!(key.starts_with("sb_"), "{key_line}");
+    let pages: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert!(pages[0].ends_with(&format!("http://{addr}/#key={key}")), "{pages:?}");
+    assert!(pages[1].ends_with(&format!("http://{addr}/agent#key={key}&agent=demo-agent")), "{pages:?}");
+    assert!(pages[2].ends_with(&format!("http://{addr}/supervisor#key={key}")), "{pages:?}");
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
