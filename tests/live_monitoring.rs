@@ -554,3 +554,32 @@ async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
     assert!(rec.violations.is_empty(), "{:?}", rec.violations);
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_a_browser_agent_rings_them_first_then_their_department() {
+    let env = start().await;
+    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "billing" })).await;
+    // Cy has been idle longest, so a department transfer would go to Cy.
+    for id in ["cy", "bo"] {
+        let (s, _) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
+        assert_eq!(s, StatusCode::CREATED);
+        env.http(reqwest::Method::PUT, &format!("/api/v1/agents/{id}/status")).json(&json!({ "status": "available" })).send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = env.stream_url("CA_direct").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_direct".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_direct").await;
+    let (s, t) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "agent", "target": "bo", "reason": "asked for Bo" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    assert_eq!(t["agent_id"], "bo");
+    env.wait_agent("bo", "offered").await;
+    assert_eq!(env.agent("cy").await["status"], "available", "only Bo is asked");
+
+    // Bo declines: the department takes the call.
+    assert_eq!(env.post_json("/api/v1/agents/bo/decline", json!({})).await.0, StatusCode::OK);
+    env.wait_agent("cy", "offered").await;
+    caller.hangup().await.unwrap();
+    env.shutdown().await;
+}

@@ -74,6 +74,9 @@ pub struct Enqueue {
     /// The transfer that asked for this; when absent the ACD records one.
     pub transfer: Option<TransferId>,
     pub reason: Option<String>,
+    /// Only this agent is offered the call (a transfer to a browser agent). If they decline or
+    /// let the offer time out, the department's other agents may take it.
+    pub agent: Option<AgentId>,
 }
 
 impl Enqueue {
@@ -87,6 +90,7 @@ impl Enqueue {
             language: None,
             transfer: None,
             reason: None,
+            agent: None,
         }
     }
 }
@@ -193,6 +197,8 @@ struct Waiting {
     max_wait_at: Instant,
     /// Agents who declined or let the offer time out: not asked again for this entry.
     passed: Vec<AgentId>,
+    /// See [`Enqueue::agent`].
+    only: Option<AgentId>,
     hops: u8,
 }
 
@@ -285,7 +291,7 @@ impl Acd {
     // ---- joining -----------------------------------------------------------------------
 
     async fn enqueue(&mut self, request: Enqueue, hops: u8) -> Result<EntryId, AcdError> {
-        let Enqueue { tenant, call, department, priority, skills, language, transfer, reason } = request;
+        let Enqueue { tenant, call, department, priority, skills, language, transfer, reason, agent: only } = request;
         if self.find(&tenant, |w| w.entry.call_id == call).is_some() {
             return Err(AcdError::AlreadyQueued(call));
         }
@@ -353,6 +359,7 @@ impl Acd {
             next_announce: now + self.config.announce_interval,
             max_wait_at: now + max_wait,
             passed: Vec::new(),
+            only,
             hops,
         };
         let queue = self.queues.entry(tenant.clone()).or_default().entry(dept.id.clone()).or_default();
@@ -408,7 +415,9 @@ impl Acd {
             loop {
                 let Some(w) = self.find(tenant, |w| w.entry.id == entry_id) else { break };
                 let Some(i) = free.iter().position(|a| {
-                    a.matches(&w.entry.department_id, &w.entry.skills, w.entry.language.as_deref()) && !w.passed.contains(&a.id)
+                    a.matches(&w.entry.department_id, &w.entry.skills, w.entry.language.as_deref())
+                        && !w.passed.contains(&a.id)
+                        && w.only.as_ref().is_none_or(|only| only == &a.id)
                 }) else {
                     break;
                 };
@@ -496,6 +505,10 @@ impl Acd {
             .ok_or_else(|| AcdError::NoOffer(agent.clone()))?;
         w.offer = None;
         w.passed.push(agent.clone());
+        if w.only.as_ref() == Some(agent) {
+            // The agent it was meant for did not take it: the department does.
+            w.only = None;
+        }
         w.entry.state = EntryState::Waiting;
         w.entry.offered_agent_id = None;
         let entry = w.entry.clone();

@@ -71,14 +71,17 @@ pub(crate) async fn start(state: &AppState, tenant: &TenantId, call: CallId, bod
         ),
         _ => None,
     };
-    if let Some(a) = &agent {
-        if a.reach.dial_target().is_none() {
-            return Err(AppError::Conflict(format!(
-                "agent {} answers in the browser; transfer to one of their departments instead",
-                a.id
-            )));
+    // A browser agent is reached through the queue of their first department, offered to
+    // them alone (their console accepts); a dialled agent is connected at once.
+    let agent_queue = match &agent {
+        Some(a) if a.reach.dial_target().is_none() => {
+            let first = a.departments.first().ok_or_else(|| {
+                AppError::Conflict(format!("agent {} answers in the browser but is in no department", a.id))
+            })?;
+            Some(state.store.get_department(tenant, first).await?.name)
         }
-    }
+        _ => None,
+    };
     let now = now_ms();
     let transfer = Transfer {
         id: TransferId::generate(),
@@ -88,7 +91,7 @@ pub(crate) async fn start(state: &AppState, tenant: &TenantId, call: CallId, bod
         mode: body.mode,
         state: TransferState::Requested,
         reason: body.reason.clone(),
-        department_id,
+        department_id: department_id.or_else(|| agent.as_ref().and_then(|a| a.departments.first().cloned())),
         agent_id: agent.as_ref().map(|a| a.id.clone()),
         created_at: now,
         updated_at: now,
@@ -108,6 +111,15 @@ pub(crate) async fn start(state: &AppState, tenant: &TenantId, call: CallId, bod
             request.reason = body.reason;
             state.acd.enqueue(request).await.map(|_| ()).map_err(acd_error)
         }
+        TransferTargetKind::Agent if agent_queue.is_some() => {
+            let agent = agent.expect("agent transfers looked the agent up above");
+            let mut request = Enqueue::new(tenant.clone(), call.clone(), agent_queue.clone().expect("checked by the guard"));
+            request.priority = body.priority;
+            request.transfer = Some(transfer.id.clone());
+            request.reason = body.reason;
+            request.agent = Some(agent.id);
+            state.acd.enqueue(request).await.map(|_| ()).map_err(acd_error)
+        }
         TransferTargetKind::Agent => {
             let agent = agent.expect("agent transfers looked the agent up above");
             let target = agent.reach.dial_target().expect("checked above: the agent is dialled").to_string();
@@ -125,6 +137,9 @@ pub(crate) async fn start(state: &AppState, tenant: &TenantId, call: CallId, bod
     };
     let (next, reason) = match (&result, body.target_kind) {
         (Ok(()), TransferTargetKind::Department) => return Ok(state.store.get_transfer(tenant, &transfer.id).await?),
+        (Ok(()), TransferTargetKind::Agent) if agent_queue.is_some() => {
+            return Ok(state.store.get_transfer(tenant, &transfer.id).await?)
+        }
         (Ok(()), _) => (TransferState::Connected, None),
         (Err(e), _) => (TransferState::Failed, Some(e.to_string())),
     };
