@@ -139,8 +139,11 @@ async fn skills_then_longest_idle_agent_is_offered() {
     assert_eq!(rig.acd.accept(rig.tenant.clone(), AgentId("biller".into())).await.unwrap(), c1);
     assert_eq!(rig.status("biller"), (AgentStatus::Busy, Some(c1.clone())));
     assert!(matches!(rig.acd.accept(rig.tenant.clone(), AgentId("biller".into())).await, Err(AcdError::NoOffer(_))));
-    // The hold ends when the agent's audio joins the call, not before.
-    assert_eq!(rig.calls.orders_for(&c1), vec![CallOrder::Hold(true)]);
+    // The hold ends when the agent's audio joins the call, not before; the call waits for it.
+    assert_eq!(
+        rig.calls.orders_for(&c1),
+        vec![CallOrder::Hold(true), CallOrder::AwaitAgent { department: "support".into(), within: OFFER_TIMEOUT }]
+    );
     let entry = rig.repo.entries().into_iter().find(|e| e.call_id == c1).unwrap();
     assert_eq!(entry.outcome, Some(EntryOutcome::Answered));
     let transfer = rig.repo.transfers().into_iter().find(|t| t.call_id == c1).unwrap();

@@ -583,3 +583,34 @@ async fn a_transfer_to_a_browser_agent_rings_them_first_then_their_department() 
     caller.hangup().await.unwrap();
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_who_accepts_and_never_joins_is_set_away_and_the_call_queues_again() {
+    let env = start_with(|cfg| cfg.center.offer_timeout = Duration::from_secs(1)).await;
+    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
+    for id in ["ana", "bo"] {
+        let (s, _) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
+    let url = env.stream_url("CA_noshow").await;
+    let mut config = CallerConfig::new(url);
+    config.call_sid = "CA_noshow".into();
+    let caller = TwilioCaller::connect(config).await.unwrap();
+    let call = env.call_id("CA_noshow").await;
+    env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
+    env.wait_agent("ana", "offered").await;
+    env.http(reqwest::Method::PUT, "/api/v1/agents/bo/status").json(&json!({ "status": "available" })).send().await.unwrap();
+    assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
+
+    // Ana's browser never joins the call's audio: after the offer timeout she is away and Bo,
+    // the next free agent, is offered the call; the caller waited on hold throughout.
+    env.wait_agent("ana", "away").await;
+    env.wait_agent("bo", "offered").await;
+    let detail = env.call(&call, |c| c["state"] == "active").await;
+    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    assert_eq!(holds, [true], "never off hold: {holds:?}");
+    assert!(!caller.recording().ended);
+    caller.hangup().await.unwrap();
+    env.shutdown().await;
+}

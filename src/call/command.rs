@@ -35,6 +35,9 @@ pub enum CallCommand {
     /// The call's agent is done with it (the call was sent onward): they leave its audio
     /// without hanging the call up.
     ReleaseAgent,
+    /// A browser agent accepted the call: if their audio has not joined `within`, the call goes
+    /// back to `department`'s queue (and the agent is set away).
+    AwaitAgent { department: String, within: std::time::Duration },
     /// An event from outside the actor for the call's timeline (a disposition while the call
     /// is still live), so it takes its place in the call's sequence.
     Note { kind: &'static str, data: serde_json::Value },

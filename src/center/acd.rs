@@ -77,6 +77,9 @@ pub struct Enqueue {
     /// Only this agent is offered the call (a transfer to a browser agent). If they decline or
     /// let the offer time out, the department's other agents may take it.
     pub agent: Option<AgentId>,
+    /// What an agent still holding the call becomes: `wrap_up` when they sent it on, `away`
+    /// when they accepted it and never joined.
+    pub release_agent_as: AgentStatus,
 }
 
 impl Enqueue {
@@ -91,6 +94,7 @@ impl Enqueue {
             transfer: None,
             reason: None,
             agent: None,
+            release_agent_as: AgentStatus::WrapUp,
         }
     }
 }
@@ -291,17 +295,17 @@ impl Acd {
     // ---- joining -----------------------------------------------------------------------
 
     async fn enqueue(&mut self, request: Enqueue, hops: u8) -> Result<EntryId, AcdError> {
-        let Enqueue { tenant, call, department, priority, skills, language, transfer, reason, agent: only } = request;
+        let Enqueue { tenant, call, department, priority, skills, language, transfer, reason, agent: only, release_agent_as } = request;
         if self.find(&tenant, |w| w.entry.call_id == call).is_some() {
             return Err(AcdError::AlreadyQueued(call));
         }
         let dept = self.repo.department_by_name(&tenant, &department).await?;
         // An agent sending the call onward is done with it: they wrap up, and the call can be
         // given to someone else (one agent per call is a database rule).
-        if let Some(agent) = self.repo.release_call(&tenant, &call, AgentStatus::WrapUp, now_ms()).await? {
-            info!(%call, %agent, "agent passed the call on");
+        if let Some(agent) = self.repo.release_call(&tenant, &call, release_agent_as, now_ms()).await? {
+            info!(%call, %agent, status = release_agent_as.as_str(), "agent released from the call");
             self.order(&tenant, &call, CallOrder::ReleaseAgent);
-            self.events.publish(&tenant, "agent.status", Some(&call), None, json!({ "agent_id": agent, "status": "wrap_up" }));
+            self.events.publish(&tenant, "agent.status", Some(&call), None, json!({ "agent_id": agent, "status": release_agent_as }));
         }
         let transfer = match transfer {
             Some(t) => t,
@@ -486,9 +490,15 @@ impl Acd {
         info!(call = %entry.call_id, %agent, wait_ms, "call answered");
         // A browser agent's call stays on hold until the agent's audio joins it (the call
         // actor ends the hold then), so the caller never hears the bot or silence between.
-        if let Some(target) = dial {
-            self.order(tenant, &entry.call_id, CallOrder::Hold(false));
-            self.order(tenant, &entry.call_id, CallOrder::Connect(target));
+        match dial {
+            Some(target) => {
+                self.order(tenant, &entry.call_id, CallOrder::Hold(false));
+                self.order(tenant, &entry.call_id, CallOrder::Connect(target));
+            }
+            None => {
+                let within = self.config.offer_timeout;
+                self.order(tenant, &entry.call_id, CallOrder::AwaitAgent { department: dept.clone(), within });
+            }
         }
         self.events.publish(tenant, "agent.status", None, Some(&dept), json!({ "agent_id": agent, "status": "busy", "call_id": entry.call_id }));
         self.events.publish(tenant, "queue.answered", Some(&entry.call_id), Some(&dept), json!({ "entry_id": entry.id, "agent_id": agent, "wait_ms": wait_ms }));

@@ -15,6 +15,9 @@ pub enum CallOrder {
     Hangup(String),
     /// The call's agent is done with it (the call was sent onward): put them out of its audio.
     ReleaseAgent,
+    /// A browser agent accepted the call: their audio should join within `within`, or the call
+    /// goes back to `department`'s queue.
+    AwaitAgent { department: String, within: std::time::Duration },
 }
 
 /// How the ACD reaches calls: the live call registry in the server, a recorder in tests.
@@ -34,6 +37,7 @@ impl CallControl for RegistryControl {
             CallOrder::Connect(number) => CallCommand::Act(Action::TransferToNumber { number }),
             CallOrder::Hangup(reason) => CallCommand::Act(Action::Hangup { reason }),
             CallOrder::ReleaseAgent => CallCommand::ReleaseAgent,
+            CallOrder::AwaitAgent { department, within } => CallCommand::AwaitAgent { department, within },
         })
     }
 }

@@ -117,6 +117,8 @@ struct Actor {
     /// When the far end will have played everything sent so far.
     sent_until: Instant,
     listen_deadline: Option<Instant>,
+    /// A browser agent accepted the call and their audio is awaited.
+    awaited_agent: Option<room::AwaitedAgent>,
     /// Playing while the caller is on hold.
     hold: Option<HoldMusic>,
     /// Set once the dialog hands the call to an LLM.
@@ -176,6 +178,7 @@ impl Actor {
             actions: VecDeque::new(),
             sent_until: now,
             listen_deadline: None,
+            awaited_agent: None,
             hold: None,
             llm: None,
             external: false,
@@ -193,6 +196,7 @@ impl Actor {
         let max_end = self.started + limits.max_duration;
         while self.ending.is_none() {
             let listen = self.listen_deadline;
+            let agent_due = self.awaited_agent.as_ref().and_then(|a| a.due);
             let idle_at = self.last_media + limits.idle_timeout;
             tokio::select! {
                 biased;
@@ -215,6 +219,7 @@ impl Actor {
                     self.listen_deadline = None;
                     self.dialog_input(DialogInput::NoInput);
                 }
+                () = sleep_until_opt(agent_due) => self.agent_no_show(),
                 () = tokio::time::sleep_until(idle_at) => self.end(EndCause::IdleTimeout),
                 () = tokio::time::sleep_until(max_end) => self.end(EndCause::MaxDuration),
             }
@@ -687,6 +692,9 @@ impl Actor {
             }
             CallCommand::Note { kind, data } => self.emit_note(kind, data),
             CallCommand::ReleaseAgent => self.release_agent("transferred"),
+            CallCommand::AwaitAgent { department, within } => {
+                self.awaited_agent = Some(room::AwaitedAgent { due: Some(Instant::now() + within), department, within });
+            }
         }
     }
 

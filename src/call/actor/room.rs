@@ -16,6 +16,15 @@ use crate::call::room::{caller_mix, JoinError, Joined, MonitorMode, ParticipantI
 use crate::call::state::CallState;
 use crate::speech::stt::SttEvent;
 
+/// A browser agent accepted the call; their audio must join in time, or the call goes back to
+/// the queue it came from.
+pub(super) struct AwaitedAgent {
+    /// `None` while the agent's audio is joining.
+    pub due: Option<Instant>,
+    pub department: String,
+    pub within: std::time::Duration,
+}
+
 /// A call's room and the audio state that exists only while someone has joined.
 pub(super) struct Bridge {
     pub room: Room,
@@ -105,9 +114,32 @@ impl Actor {
         Ok(joined)
     }
 
+    /// The agent who accepted the call never joined its audio: the call goes back to the
+    /// queue, ahead of callers who arrived later, and the agent is set away.
+    pub(super) fn agent_no_show(&mut self) {
+        let Some(AwaitedAgent { department, .. }) = self.awaited_agent.take() else { return };
+        if self.has_agent() {
+            return;
+        }
+        warn!(%department, "the agent accepted the call but never joined; back to the queue");
+        self.emit(CallEvent::TransferRequested { target: department.clone(), target_kind: "department" });
+        let Some(acd) = &self.services.acd else { return };
+        let mut request = crate::center::acd::Enqueue::new(self.info.tenant.clone(), self.info.id.clone(), department.clone());
+        request.priority = 1;
+        request.reason = Some("the agent who accepted never joined".into());
+        request.release_agent_as = crate::center::AgentStatus::Away;
+        if let Err(err) = acd.enqueue_now(request) {
+            warn!(%err, "cannot queue the call again");
+            self.emit(CallEvent::TransferFailed { target: department, reason: err.to_string() });
+        }
+    }
+
     /// From now on the caller talks to the agent: the bot stops talking and listening, the
     /// queue's hold ends, and the agent's voice is recognized.
     fn agent_takes_call(&mut self, agent_id: String, participant: ParticipantId) {
+        if let Some(awaited) = self.awaited_agent.as_mut() {
+            awaited.due = None;
+        }
         self.stop_speaking();
         self.actions.clear();
         self.listen_deadline = None;
@@ -139,6 +171,10 @@ impl Actor {
         self.remove_participant(id, reason, connected);
         if agent && !connected && self.ending.is_none() {
             self.set_hold(true);
+            // The clock starts again: join in time or the call is queued again.
+            if let Some(awaited) = self.awaited_agent.as_mut() {
+                awaited.due = Some(Instant::now() + awaited.within);
+            }
         }
     }
 
@@ -162,6 +198,7 @@ impl Actor {
 
     /// The agent's call goes elsewhere (a transfer onward): the agent is put out of it.
     pub(super) fn release_agent(&mut self, reason: &str) {
+        self.awaited_agent = None;
         let Some(id) = self.bridge.as_ref().and_then(|b| b.room.agent()).map(|p| p.id.clone()) else { return };
         self.state = CallState::Listening;
         self.remove_participant(&id, reason, false);
