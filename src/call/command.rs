@@ -27,9 +27,10 @@ pub enum CallCommand {
     External(bool),
     /// Someone joins the call's audio (an agent taking it, a supervisor monitoring it).
     Join { role: Role, reply: oneshot::Sender<Result<Joined, JoinError>> },
-    /// A participant's session ended (`reason` goes on the call log). `connected` says whether
-    /// its audio ever flowed: an agent who never got through does not hang the call up.
-    Leave { id: ParticipantId, reason: String, connected: bool },
+    /// A participant's session ended (`reason` goes on the call log). `hang_up`: whether an
+    /// agent leaving this way ends the call, as a deliberate leave or a connection lost mid-call
+    /// does; an agent whose audio never got through leaves the caller on hold instead.
+    Leave { id: ParticipantId, reason: String, hang_up: bool },
     /// A supervisor switches between listen, whisper and barge; `false` if no such supervisor.
     SetMode { id: ParticipantId, mode: MonitorMode, reply: oneshot::Sender<bool> },
     /// The call's agent is done with it (the call was sent onward): they leave its audio

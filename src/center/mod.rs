@@ -5,6 +5,7 @@
 pub mod acd;
 pub mod analytics;
 pub mod control;
+pub mod handle;
 pub mod memory;
 pub mod model;
 pub mod repo;

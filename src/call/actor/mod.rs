@@ -685,7 +685,7 @@ impl Actor {
                 let result = self.join(role);
                 let _ = reply.send(result);
             }
-            CallCommand::Leave { id, reason, connected } => self.leave(&id, &reason, connected),
+            CallCommand::Leave { id, reason, hang_up } => self.leave(&id, &reason, hang_up),
             CallCommand::SetMode { id, mode, reply } => {
                 let found = self.set_mode(&id, mode);
                 let _ = reply.send(found);

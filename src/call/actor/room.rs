@@ -166,10 +166,10 @@ impl Actor {
 
     /// A participant's session ended. An agent leaving a call that is still theirs hangs it up;
     /// one whose audio never got through leaves the caller on hold, to join again.
-    pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str, connected: bool) {
+    pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str, hang_up: bool) {
         let agent = self.bridge.as_ref().and_then(|b| b.room.agent()).is_some_and(|p| &p.id == id);
-        self.remove_participant(id, reason, connected);
-        if agent && !connected && self.ending.is_none() {
+        self.remove_participant(id, reason, hang_up);
+        if agent && !hang_up && self.ending.is_none() {
             self.set_hold(true);
             // The clock starts again: join in time or the call is queued again.
             if let Some(awaited) = self.awaited_agent.as_mut() {

@@ -147,7 +147,7 @@ pub(super) async fn join(
     let peer = match state.webrtc.inner.stack.answer(offer).await {
         Ok(p) => p,
         Err(err) => {
-            let _ = handle.send(CallCommand::Leave { id: participant, reason: "offer_failed".into(), connected: false });
+            let _ = handle.send(CallCommand::Leave { id: participant, reason: "offer_failed".into(), hang_up: false });
             return Err(err.into());
         }
     };
@@ -270,7 +270,8 @@ async fn run_participant(
         let PeerSession { mut events, payload_types, rtp_out, control, .. } = peer;
         let timeout = state.webrtc.config().connect_timeout;
         let connected = tokio::select! {
-            () = hangup.cancelled() => Err("left before connecting"),
+            // Hanging up is deliberate, connected or not.
+            () = hangup.cancelled() => Err("left"),
             () = removed.cancelled() => Err("removed"),
             () = state.shutdown.token.cancelled() => Err("shutdown"),
             () = tokio::time::sleep(timeout) => Err("connect_timeout"),
@@ -278,7 +279,7 @@ async fn run_participant(
         };
         if let Err(reason) = connected {
             warn!(reason, "participant never connected");
-            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), connected: false });
+            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), hang_up: reason == "left" });
             control.close().await;
             return;
         }
@@ -320,7 +321,7 @@ async fn run_participant(
         };
         info!(reason, lagged_ticks = lagged, "participant session ended");
         if reason != "removed" && reason != "call_ended" {
-            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), connected: true });
+            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), hang_up: true });
         }
         let _ = out_tx.send(LegOut::Close { reason: reason.into() }).await;
         drop(out_tx);
