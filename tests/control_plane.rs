@@ -196,7 +196,10 @@ async fn agents_and_offers(backend: Backend) {
     let call = CallId("call_a".into());
     srv.state.acd.enqueue(Enqueue::new(tenant.clone(), call.clone(), "support")).await.unwrap();
     let (s, a) = srv.call(Method::PUT, "/agents/alice/status", Some(json!({ "status": "available" }))).await;
-    assert_eq!((s, a["status"].as_str()), (StatusCode::OK, Some("available")));
+    // The distributor may already have offered her the waiting call by the time the answer is
+    // read back: either is the truth at that moment.
+    assert_eq!(s, StatusCode::OK);
+    assert!(["available", "offered"].contains(&a["status"].as_str().unwrap()), "{a}");
     let (_, a) = srv.call(Method::GET, "/agents/alice", None).await;
     assert_eq!((a["status"].as_str(), a["current_call_id"].as_str()), (Some("offered"), Some("call_a")));
     let (s, e) = srv.call(Method::PUT, "/agents/alice/status", Some(json!({ "status": "away" }))).await;
