@@ -547,6 +547,9 @@ async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
         .await;
     let events = detail["events"].as_array().unwrap();
     assert!(!events.iter().any(|e| e["kind"] == "transcript_final" && e["data"]["speaker"] == "caller"), "the caller said nothing");
+    let lines = detail["transcript"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l["speaker"] == "supervisor"), "the call log's transcript names the supervisor: {lines:?}");
+    assert!(!lines.iter().any(|l| l["speaker"] == "caller"), "{lines:?}");
     assert!(!events.iter().any(|e| e["kind"] == "transfer_requested"));
     assert!(!events.iter().any(|e| e["kind"] == "agent_speech_started"), "a whisper is not an agent talking");
     sup.close().await;

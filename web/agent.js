@@ -663,7 +663,7 @@ function onEvent(m) {
 // One event of the current call, from the live stream or (live = false) the stored timeline.
 function callEvent(kind, d, live) {
   if (kind === 'transcript_final') {
-    const speaker = d.speaker === 'agent' ? 'agent' : 'caller';
+    const speaker = ['agent', 'supervisor'].includes(d.speaker) ? d.speaker : 'caller';
     if (d.text && fresh(`t:${speaker}:${d.start_ms}:${d.end_ms}:${d.text}`)) addLine(speaker, d.text);
   } else if (kind === 'bot_speaking') {
     if (!d.text || !fresh(`b:${d.utterance}`)) return;

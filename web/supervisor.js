@@ -20,7 +20,7 @@ const STATE_LABELS = {
   bot: 'with bot', queued: 'queued', offered: 'ringing agent', agent: 'with agent',
   transferring: 'transferring', overflow: 'overflow', ended: 'ended',
 };
-const SPEAKERS = { caller: 'Caller', bot: 'Bot', agent: 'Agent' };
+const SPEAKERS = { caller: 'Caller', bot: 'Bot', agent: 'Agent', supervisor: 'Supervisor' };
 const STATUS_ORDER = ['busy', 'offered', 'wrap_up', 'available', 'away', 'offline'];
 const SEVERITY_ORDER = ['critical', 'warning', 'info'];
 
@@ -352,7 +352,7 @@ function applyCallEvent(call, kind, data, at) {
       else if (data.cut) { Object.assign(line, { text, cut: true }); transcriptDirty = true; }
       break;
     }
-    case 'transcript_final': addLine(call, data.speaker === 'agent' ? 'agent' : 'caller', data.text, at); break;
+    case 'transcript_final': addLine(call, SPEAKERS[data.speaker] ? data.speaker : 'caller', data.text, at); break;
     case 'dtmf': addLine(call, 'caller', `[pressed ${data.digit}]`, at); break;
     case 'hold': call.hold = !!data.on; break;
     case 'mute': call.muted = !!data.on; break;

@@ -124,7 +124,7 @@ pub struct EventView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TranscriptLine {
     pub at: i64,
-    /// `caller` or `bot`.
+    /// `caller`, `bot`, `agent`, or `supervisor` (a whisper to the bot).
     pub speaker: &'static str,
     pub text: String,
 }
@@ -141,7 +141,14 @@ fn transcript(events: &[EventView]) -> Vec<TranscriptLine> {
         .iter()
         .filter_map(|e| {
             let (speaker, text) = match e.kind.as_str() {
-                "transcript_final" => ("caller", e.data["text"].as_str()?),
+                "transcript_final" => {
+                    let speaker = match e.data["speaker"].as_str() {
+                        Some("agent") => "agent",
+                        Some("supervisor") => "supervisor",
+                        _ => "caller",
+                    };
+                    (speaker, e.data["text"].as_str()?)
+                }
                 // What the caller actually heard, when the bot was cut off.
                 "bot_utterance" => ("bot", e.data["heard"].as_str().filter(|h| !h.is_empty()).or(e.data["text"].as_str())?),
                 _ => return None,
