@@ -152,6 +152,27 @@ impl Env {
         location
     }
 
+    /// A phone call from the Twilio test client with CallSid `sid`, and its call id.
+    async fn phone_call(&self, sid: &str) -> (TwilioCaller, String) {
+        let mut config = CallerConfig::new(self.stream_url(sid).await);
+        config.call_sid = sid.into();
+        let caller = TwilioCaller::connect(config).await.unwrap();
+        let call = self.call_id(sid).await;
+        (caller, call)
+    }
+
+    /// A browser agent in department `dept` (its id).
+    async fn browser_agent(&self, id: &str, dept: &Value) {
+        let body = json!({ "id": id, "name": id, "departments": [dept], "reach": { "kind": "browser" } });
+        let (s, a) = self.post_json("/api/v1/agents", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{a}");
+    }
+
+    async fn set_status(&self, agent: &str, status: &str) {
+        let resp = self.http(reqwest::Method::PUT, &format!("/api/v1/agents/{agent}/status")).json(&json!({ "status": status })).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
     async fn set_mode(&self, location: &str, mode: &str) {
         let resp = self.http(reqwest::Method::PATCH, location).json(&json!({ "mode": mode })).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{:?}", resp.text().await);
@@ -230,19 +251,11 @@ async fn an_agent_takes_the_call_and_a_supervisor_listens_whispers_and_barges() 
     let env = start().await;
     let (s, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
     assert_eq!(s, StatusCode::CREATED, "{dept}");
-    let (s, agent) = env
-        .post_json("/api/v1/agents", json!({ "id": "ana", "name": "Ana", "departments": [dept["id"]], "reach": { "kind": "browser" } }))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{agent}");
-    let resp = env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    env.browser_agent("ana", &dept["id"]).await;
+    env.set_status("ana", "available").await;
 
     // A phone call, handed to the support queue; Ana is offered it and accepts.
-    let url = env.stream_url("CA_live_1").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_live_1".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_live_1").await;
+    let (caller, call) = env.phone_call("CA_live_1").await;
     let (s, body) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support", "reason": "billing question" })).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     env.wait_agent("ana", "offered").await;
@@ -436,16 +449,10 @@ async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
         depts.push(d["id"].clone());
     }
     for (id, dept) in [("ana", &depts[0]), ("bo", &depts[1])] {
-        let (s, a) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept], "reach": { "kind": "browser" } })).await;
-        assert_eq!(s, StatusCode::CREATED, "{a}");
-        let resp = env.http(reqwest::Method::PUT, &format!("/api/v1/agents/{id}/status")).json(&json!({ "status": "available" })).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        env.browser_agent(id, dept).await;
+        env.set_status(id, "available").await;
     }
-    let url = env.stream_url("CA_onward").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_onward".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_onward").await;
+    let (caller, call) = env.phone_call("CA_onward").await;
     let (s, _) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
     assert_eq!(s, StatusCode::CREATED);
     env.wait_agent("ana", "offered").await;
@@ -485,14 +492,9 @@ async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
 async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_again() {
     let env = start_with(|cfg| cfg.webrtc.connect_timeout = Duration::from_secs(1)).await;
     let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    let (s, _) = env.post_json("/api/v1/agents", json!({ "id": "ana", "name": "Ana", "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
-    assert_eq!(s, StatusCode::CREATED);
-    env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
-    let url = env.stream_url("CA_noice").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_noice".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_noice").await;
+    env.browser_agent("ana", &dept["id"]).await;
+    env.set_status("ana", "available").await;
+    let (caller, call) = env.phone_call("CA_noice").await;
     env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
     env.wait_agent("ana", "offered").await;
     assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
@@ -530,11 +532,7 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
     let env = start().await;
-    let url = env.stream_url("CA_whisper").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_whisper".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_whisper").await;
+    let (caller, call) = env.phone_call("CA_whisper").await;
     let (mut sup, offer) = Client::new().await;
     env.join(&call, "role=supervisor&mode=whisper&name=sam", &mut sup, offer).await;
     sup.say(&support::webrtc_client::speech_48k("billing please")).await;
@@ -564,16 +562,11 @@ async fn a_transfer_to_a_browser_agent_rings_them_first_then_their_department() 
     let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "billing" })).await;
     // Cy has been idle longest, so a department transfer would go to Cy.
     for id in ["cy", "bo"] {
-        let (s, _) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
-        assert_eq!(s, StatusCode::CREATED);
-        env.http(reqwest::Method::PUT, &format!("/api/v1/agents/{id}/status")).json(&json!({ "status": "available" })).send().await.unwrap();
+        env.browser_agent(id, &dept["id"]).await;
+        env.set_status(id, "available").await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let url = env.stream_url("CA_direct").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_direct".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_direct").await;
+    let (caller, call) = env.phone_call("CA_direct").await;
     let (s, t) = env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "agent", "target": "bo", "reason": "asked for Bo" })).await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
     assert_eq!(t["agent_id"], "bo");
@@ -592,18 +585,13 @@ async fn an_agent_who_accepts_and_never_joins_is_set_away_and_the_call_queues_ag
     let env = start_with(|cfg| cfg.center.offer_timeout = Duration::from_secs(1)).await;
     let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
     for id in ["ana", "bo"] {
-        let (s, _) = env.post_json("/api/v1/agents", json!({ "id": id, "name": id, "departments": [dept["id"]], "reach": { "kind": "browser" } })).await;
-        assert_eq!(s, StatusCode::CREATED);
+        env.browser_agent(id, &dept["id"]).await;
     }
-    env.http(reqwest::Method::PUT, "/api/v1/agents/ana/status").json(&json!({ "status": "available" })).send().await.unwrap();
-    let url = env.stream_url("CA_noshow").await;
-    let mut config = CallerConfig::new(url);
-    config.call_sid = "CA_noshow".into();
-    let caller = TwilioCaller::connect(config).await.unwrap();
-    let call = env.call_id("CA_noshow").await;
+    env.set_status("ana", "available").await;
+    let (caller, call) = env.phone_call("CA_noshow").await;
     env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
     env.wait_agent("ana", "offered").await;
-    env.http(reqwest::Method::PUT, "/api/v1/agents/bo/status").json(&json!({ "status": "available" })).send().await.unwrap();
+    env.set_status("bo", "available").await;
     assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
 
     // Ana's browser never joins the call's audio: after the offer timeout she is away and Bo,
