@@ -530,6 +530,60 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_connection_drops_keeps_the_caller_on_hold_to_rejoin_or_the_call_queues_again() {
+    let env = start_with(|cfg| {
+        cfg.center.offer_timeout = Duration::from_secs(2);
+        // A browser that stops sending is noticed in 2 s rather than 25.
+        cfg.webrtc.ice_failed_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
+    for id in ["ana", "bo"] {
+        env.browser_agent(id, &dept["id"]).await;
+    }
+    env.set_status("ana", "available").await;
+    let (caller, call) = env.phone_call("CA_drop").await;
+    env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
+    env.wait_agent("ana", "offered").await;
+    assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
+    let (mut first, offer) = Client::new().await;
+    env.join(&call, "role=agent&agent_id=ana", &mut first, offer).await;
+    let joined = |n: usize| move |c: &Value| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_joined").count() == n;
+    env.call(&call, joined(1)).await;
+
+    // Her browser goes away without hanging up: the caller is put on hold, not hung up on.
+    first.close().await;
+    let left = |n: usize| move |c: &Value| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_left").count() == n;
+    let detail = env.call(&call, left(1)).await;
+    let events = detail["events"].as_array().unwrap();
+    let gone = events.iter().find(|e| e["kind"] == "participant_left").unwrap();
+    assert!(["peer_closed", "connection_lost"].contains(&gone["data"]["reason"].as_str().unwrap()), "{gone}");
+    let holds: Vec<bool> = events.iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    assert_eq!(holds.last(), Some(&true), "back on hold: {holds:?}");
+    assert!(!events.iter().any(|e| e["kind"] == "ended"), "the call goes on");
+    assert!(!caller.recording().ended, "the caller is still on the line");
+    assert_eq!(env.agent("ana").await["status"], "busy", "still hers to rejoin");
+
+    // She rejoins in time and has the caller again.
+    let (mut second, offer) = Client::new().await;
+    env.join(&call, "role=agent&agent_id=ana", &mut second, offer).await;
+    let detail = env.call(&call, joined(2)).await;
+    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    assert_eq!(holds.last(), Some(&false), "off hold with her: {holds:?}");
+
+    // Her connection drops again and she does not come back: after the offer timeout she is
+    // away and the call queues again for the next agent, the caller on hold throughout.
+    env.set_status("bo", "available").await;
+    second.close().await;
+    env.call(&call, left(2)).await;
+    env.wait_agent("ana", "away").await;
+    env.wait_agent("bo", "offered").await;
+    assert!(!caller.recording().ended);
+    caller.hangup().await.unwrap();
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
     let env = start().await;
     let (caller, call) = env.phone_call("CA_whisper").await;

@@ -164,8 +164,9 @@ impl Actor {
         }
     }
 
-    /// A participant's session ended. An agent leaving a call that is still theirs hangs it up;
-    /// one whose audio never got through leaves the caller on hold, to join again.
+    /// A participant's session ended. An agent hanging up a call that is still theirs ends it;
+    /// one whose audio never got through or whose connection went leaves the caller on hold,
+    /// to join again within the offer timeout (or the call queues again, see `agent_no_show`).
     pub(super) fn leave(&mut self, id: &ParticipantId, reason: &str, hang_up: bool) {
         let agent = self.bridge.as_ref().and_then(|b| b.room.agent()).is_some_and(|p| &p.id == id);
         self.remove_participant(id, reason, hang_up);

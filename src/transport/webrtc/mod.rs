@@ -50,6 +50,9 @@ pub struct WebRtcConfig {
     pub token_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// A connected peer silent this long (no media, no ICE keepalives) is gone.
+    #[serde(with = "humantime_serde")]
+    pub ice_failed_timeout: Duration,
     pub max_offer_bytes: usize,
     /// Served at `/`.
     pub web_dir: PathBuf,
@@ -59,6 +62,9 @@ impl WebRtcConfig {
     fn validate(&self) -> Result<(), String> {
         if self.bind_ips.is_empty() {
             return Err("webrtc.bind_ips must list at least one address".into());
+        }
+        if self.ice_failed_timeout < Duration::from_secs(1) {
+            return Err(format!("webrtc.ice_failed_timeout must be at least 1s, got {:?}", self.ice_failed_timeout));
         }
         if (self.port_min == 0) != (self.port_max == 0) || self.port_min > self.port_max {
             return Err(format!(
@@ -103,6 +109,7 @@ impl WebRtc {
             bind_ips: config.bind_ips.clone(),
             public_ips: config.public_ips.clone(),
             ports: (config.port_min, config.port_max),
+            ice_failed_timeout: config.ice_failed_timeout,
         };
         Ok(Self::with_stack(config, Arc::new(WebRtcRs::new(net))))
     }

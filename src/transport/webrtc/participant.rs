@@ -304,7 +304,8 @@ async fn run_participant(
                         // the call loses nothing.
                         let _ = audio_in.try_send(SideAudio { from: id.clone(), samples });
                     }
-                    Some(LegIn::Stop) => break "left",
+                    // The browser closed its side (a closed tab, a reload): not a hang-up.
+                    Some(LegIn::Stop) => break "peer_closed",
                     Some(LegIn::Disconnected | LegIn::Failed(_)) | None => break "connection_lost",
                     Some(_) => {}
                 },
@@ -321,7 +322,9 @@ async fn run_participant(
         };
         info!(reason, lagged_ticks = lagged, "participant session ended");
         if reason != "removed" && reason != "call_ended" {
-            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), hang_up: true });
+            // Only a deliberate leave hangs up. An agent whose connection went keeps the call,
+            // on hold, to rejoin within the offer timeout; otherwise it queues again.
+            let _ = call.send(CallCommand::Leave { id, reason: reason.into(), hang_up: reason == "left" });
         }
         let _ = out_tx.send(LegOut::Close { reason: reason.into() }).await;
         drop(out_tx);

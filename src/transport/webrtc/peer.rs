@@ -103,6 +103,8 @@ pub struct NetworkSettings {
     pub public_ips: Vec<IpAddr>,
     /// Inclusive port range; `(0, 0)` lets the OS pick.
     pub ports: (u16, u16),
+    /// A connected peer silent this long is `failed`.
+    pub ice_failed_timeout: Duration,
 }
 
 /// Bounded: inbound audio is 50 packets/s, so this is a few seconds of slack for a reader that
@@ -183,7 +185,12 @@ impl PeerStack for WebRtcRs {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (gathered_tx, mut gathered_rx) = mpsc::channel(1);
         let handler = Arc::new(Handler { events: events_tx, gathered: gathered_tx });
-        let mut settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+        let failed = self.net.ice_failed_timeout;
+        // `disconnected` comes first and may recover; keepalives stay at the stack's default.
+        let disconnected = (failed / 5).min(Duration::from_secs(5));
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_ice_timeouts(Some(disconnected), Some(failed), None);
         if !self.net.public_ips.is_empty() {
             let ips = self.net.public_ips.iter().map(ToString::to_string).collect();
             settings = settings.with_nat_1to1_ips(ips, RTCIceCandidateType::Host);
