@@ -161,6 +161,9 @@ fn api_router() -> Router<AppState> {
         .route("/agents/{id}/status", axum::routing::put(http::agents::set_status))
         .route("/agents/{id}/accept", post(http::agents::accept))
         .route("/agents/{id}/decline", post(http::agents::decline))
+        .route("/agents/{id}/keys", get(http::agent_keys::list).post(http::agent_keys::create))
+        .route("/agents/{id}/keys/{key_id}", axum::routing::delete(http::agent_keys::revoke))
+        .route("/me", get(http::agent_keys::me))
         .route("/transfers", post(http::transfers::create))
         .route("/transfers/{id}", get(http::transfers::get_one))
         .route("/transfers/{id}/complete", post(http::transfers::complete))
@@ -362,7 +365,7 @@ async fn demo_key(store: &Store, tenant: &str, data_dir: &std::path::Path) -> Re
     let (tenant, _) = store.ensure_tenant(tenant).await?;
     if let Ok(saved) = std::fs::read_to_string(&path) {
         let saved = saved.trim().to_string();
-        if store.authenticate(&saved).await?.is_some_and(|t| t.id == tenant.id) {
+        if store.authenticate(&saved).await?.is_some_and(|o| o.tenant.id == tenant.id && o.agent.is_none()) {
             return Ok(saved);
         }
     }

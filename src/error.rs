@@ -12,6 +12,9 @@ use crate::store::StoreError;
 pub enum AppError {
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A valid key that may not do this (an agent key outside its own agent and calls).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -43,6 +46,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -56,6 +60,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Validation { .. } => "validation_failed",
             Self::Conflict(_) => "conflict",

@@ -54,7 +54,7 @@ impl Running {
     }
 
     async fn tenant(&self) -> TenantId {
-        self.state.store.authenticate(&self.key).await.unwrap().unwrap().id
+        self.state.store.authenticate(&self.key).await.unwrap().unwrap().tenant.id
     }
 
     async fn shutdown(self) {

@@ -92,7 +92,7 @@ async fn api_requires_a_valid_key_and_scopes_by_tenant() {
     }
 
     // A call recorded for the demo tenant is visible with its key, with its timeline.
-    let demo = srv.state.store.authenticate(&srv.key).await.unwrap().unwrap();
+    let demo = srv.state.store.authenticate(&srv.key).await.unwrap().unwrap().tenant;
     let call = NewCall {
         id: CallId::generate(),
         tenant_id: demo.id.clone(),

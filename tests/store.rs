@@ -50,9 +50,30 @@ async fn tenants_and_keys(backend: Backend) {
     assert!(matches!(store.create_tenant("acme").await, Err(StoreError::Conflict(_))));
 
     let (key_id, key) = store.create_api_key(&acme.id, Some("ci")).await.unwrap();
-    assert_eq!(store.authenticate(&key).await.unwrap().map(|t| t.id), Some(acme.id.clone()));
+    let owner = store.authenticate(&key).await.unwrap().unwrap();
+    assert_eq!((owner.tenant.id, owner.agent), (acme.id.clone(), None));
     assert_eq!(store.authenticate("sb_not_a_key").await.unwrap(), None);
     assert_eq!(store.authenticate("").await.unwrap(), None);
+
+    // An agent key names its agent; the agent's list shows it and revoking ends it.
+    let ana = switchboard::center::AgentId("ana".into());
+    let (first, first_key) = store.create_agent_key(&acme.id, &ana, Some("laptop")).await.unwrap();
+    let (second, second_key) = store.create_agent_key(&acme.id, &ana, None).await.unwrap();
+    let owner = store.authenticate(&first_key).await.unwrap().unwrap();
+    assert_eq!((owner.tenant.id, owner.agent), (acme.id.clone(), Some(ana.clone())));
+    assert!(first_key.starts_with(&first.prefix));
+    let listed = store.list_agent_keys(&acme.id, &ana).await.unwrap();
+    assert_eq!(listed.iter().map(|k| &k.id).collect::<Vec<_>>(), [&second.id, &first.id], "newest first, tenant keys not listed");
+    assert_eq!(listed[1].label.as_deref(), Some("laptop"));
+    store.revoke_agent_key(&acme.id, &ana, &first.id).await.unwrap();
+    assert_eq!(store.authenticate(&first_key).await.unwrap(), None);
+    assert!(store.authenticate(&second_key).await.unwrap().is_some());
+    let bo = switchboard::center::AgentId("bo".into());
+    assert!(matches!(store.revoke_agent_key(&acme.id, &bo, &second.id).await, Err(StoreError::NotFound(_))), "not bo's key");
+    assert_eq!(store.revoke_agent_keys(&acme.id, &ana).await.unwrap(), 1);
+    assert_eq!(store.authenticate(&second_key).await.unwrap(), None);
+    assert!(store.list_agent_keys(&acme.id, &ana).await.unwrap().iter().all(|k| k.revoked_at.is_some()));
+
     store.revoke_api_key(&key_id).await.unwrap();
     assert_eq!(store.authenticate(&key).await.unwrap(), None);
 }

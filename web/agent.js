@@ -191,10 +191,19 @@ const attempt = (promise, what) => promise.catch((err) => { showError(`${what}: 
 async function loadAgents(preferred) {
   apiKey = ui.apiKey.value.trim();
   if (!apiKey) { showError('Enter an API key.'); return false; }
-  const agents = await attempt(api('GET', '/api/v1/agents'), 'Cannot load agents');
-  if (!Array.isArray(agents)) return false;
+  const me = await attempt(api('GET', '/api/v1/me'), 'Cannot check the API key');
+  if (!me) return false;
   clearError();
   ui.agent.textContent = '';
+  ui.agent.disabled = Boolean(me.agent_id);
+  if (me.agent_id) {
+    // An agent key acts as its own agent only: there is nobody to pick.
+    ui.agent.appendChild(new Option(me.agent_id, me.agent_id));
+    ui.agent.value = me.agent_id;
+    return true;
+  }
+  const agents = await attempt(api('GET', '/api/v1/agents'), 'Cannot load agents');
+  if (!Array.isArray(agents)) return false;
   ui.agent.appendChild(new Option(agents.length ? '— pick yourself —' : '— no agents —', ''));
   for (const a of agents) {
     const via = a.reach && a.reach.kind && a.reach.kind !== 'browser' ? ` · reached by ${a.reach.kind}` : '';
@@ -732,5 +741,7 @@ window.addEventListener('online', () => { if (con.agentId && !ws) { wsAttempts =
   ui.apiKey.value = fragment.get('key') || localStorage.getItem(KEY_STORE) || '';
   const wanted = fragment.get('agent') || localStorage.getItem(AGENT_STORE) || '';
   render();
-  if (ui.apiKey.value && (await loadAgents(wanted)) && wanted && ui.agent.value === wanted) await signIn();
+  // An agent key signs in as its agent; a tenant key as the agent named in the link.
+  const ready = ui.apiKey.value && (await loadAgents(wanted));
+  if (ready && ui.agent.value && (ui.agent.disabled || ui.agent.value === wanted)) await signIn();
 })().catch((err) => showError(describe(err)));

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
@@ -48,14 +47,8 @@ pub async fn app_ws(
     Query(params): Query<ConnectParams>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let key = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .or(params.api_key.as_deref())
-        .ok_or(AppError::Unauthorized)?;
-    let tenant = state.store.authenticate(key).await?.ok_or(AppError::Unauthorized)?;
+    let key = crate::http::auth::bearer(&headers).or(params.api_key.as_deref()).ok_or(AppError::Unauthorized)?;
+    let tenant = crate::http::auth::Principal::from_key(&state, key).await?.tenant_wide()?;
     let media_dir = state.config.flows.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let ctx = Ctx {
         tenant: tenant.id,

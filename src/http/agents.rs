@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::AppState;
 use crate::center::{AcdError, Agent, AgentId, AgentStatus, DepartmentId, Reach};
 use crate::error::AppError;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Principal};
 use crate::http::json::{check_dial_target, check_name, invalid, ApiJson};
 use crate::http::openapi::ApiErrorBody;
 use crate::store::AgentInput;
@@ -124,10 +124,12 @@ pub async fn list(
     responses((status = 200, body = Agent), (status = 404, body = ApiErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, AppError> {
-    Ok(Json(state.store.get_agent(&tenant.id, &AgentId(id)).await?))
+    let id = AgentId(id);
+    principal.act_as(&id)?;
+    Ok(Json(state.store.get_agent(&principal.tenant.id, &id).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentBody,
@@ -158,6 +160,7 @@ pub async fn delete(
 ) -> Result<StatusCode, AppError> {
     let id = AgentId(id);
     state.store.delete_agent(&tenant.id, &id).await?;
+    state.store.revoke_agent_keys(&tenant.id, &id).await?;
     state.events.publish(&tenant.id, "agent.deleted", None, None, json!({ "agent_id": id }));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -174,14 +177,17 @@ pub struct StatusBody {
               (status = 409, description = "offered a call or on one", body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn set_status(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Json<Agent>, AppError> {
+    let id = AgentId(id);
+    principal.act_as(&id)?;
+    let tenant = principal.tenant;
     if body.status.is_server_owned() {
         return Err(invalid("status", format!("{} is set by the server", body.status.as_str())));
     }
-    let agent = state.store.set_agent_status(&tenant.id, &AgentId(id), body.status).await?;
+    let agent = state.store.set_agent_status(&tenant.id, &id, body.status).await?;
     state.events.publish(&tenant.id, "agent.status", None, None, json!({ "agent_id": agent.id, "status": agent.status }));
     if agent.status == AgentStatus::Available {
         let _ = state.acd.dispatch(tenant.id.clone()).await;
@@ -210,10 +216,12 @@ pub(crate) fn acd_error(err: AcdError) -> AppError {
     responses((status = 200, body = OfferAnswer), (status = 404, body = ApiErrorBody), (status = 409, description = "no call offered", body = ApiErrorBody)))]
 pub async fn accept(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OfferAnswer>, AppError> {
     let agent = AgentId(id);
+    principal.act_as(&agent)?;
+    let tenant = principal.tenant;
     state.store.get_agent(&tenant.id, &agent).await?;
     let call_id = state.acd.accept(tenant.id.clone(), agent.clone()).await.map_err(acd_error)?;
     Ok(Json(OfferAnswer { agent_id: agent, call_id, status: AgentStatus::Busy }))
@@ -223,10 +231,12 @@ pub async fn accept(
     responses((status = 200, body = OfferAnswer), (status = 404, body = ApiErrorBody), (status = 409, description = "no call offered", body = ApiErrorBody)))]
 pub async fn decline(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OfferAnswer>, AppError> {
     let agent = AgentId(id);
+    principal.act_as(&agent)?;
+    let tenant = principal.tenant;
     state.store.get_agent(&tenant.id, &agent).await?;
     let call_id = state.acd.decline(tenant.id.clone(), agent.clone()).await.map_err(acd_error)?;
     Ok(Json(OfferAnswer { agent_id: agent, call_id, status: AgentStatus::Available }))

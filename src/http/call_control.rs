@@ -13,7 +13,7 @@ use crate::call::{CallCommand, CallGone};
 use crate::center::Transfer;
 use crate::dialog::Action;
 use crate::error::AppError;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Principal};
 use crate::http::json::{check_dial_target, invalid, ApiJson};
 use crate::http::openapi::ApiErrorBody;
 use crate::http::transfers::TransferBody;
@@ -93,10 +93,11 @@ macro_rules! simple_command {
             responses((status = 202, body = Accepted), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
         pub async fn $name(
             State(state): State<AppState>,
-            Authenticated(tenant): Authenticated,
+            principal: Principal,
             Path(id): Path<String>,
         ) -> Result<(StatusCode, Json<Accepted>), AppError> {
-            Ok((StatusCode::ACCEPTED, send(&state, &tenant.id, id, $cmd, $label)?))
+            principal.may_control_call(&state, &CallId(id.clone())).await?;
+            Ok((StatusCode::ACCEPTED, send(&state, &principal.tenant.id, id, $cmd, $label)?))
         }
     };
 }
@@ -117,10 +118,12 @@ pub struct HangupBody {
     responses((status = 202, body = Accepted), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub async fn hangup(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<HangupBody>,
 ) -> Result<(StatusCode, Json<Accepted>), AppError> {
+    principal.may_control_call(&state, &CallId(id.clone())).await?;
+    let tenant = principal.tenant;
     let reason = body.reason.unwrap_or_else(|| "api".into());
     Ok((StatusCode::ACCEPTED, send(&state, &tenant.id, id, CallCommand::Act(Action::Hangup { reason }), "hangup")?))
 }
@@ -129,10 +132,12 @@ pub async fn hangup(
     responses((status = 201, body = Transfer), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn transfer(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TransferBody>,
 ) -> Result<(StatusCode, Json<Transfer>), AppError> {
+    principal.may_control_call(&state, &CallId(id.clone())).await?;
+    let tenant = principal.tenant;
     if body.call_id.as_ref().is_some_and(|c| c != &id) {
         return Err(invalid("call_id", "does not match the path"));
     }

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::center::analytics::{call_figures, CallFigures};
 use crate::center::{QueueEntry, Transfer};
 use crate::error::AppError;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Principal};
 use crate::http::json::invalid;
 use crate::http::openapi::ApiErrorBody;
 use crate::ids::CallId;
@@ -162,10 +162,12 @@ fn transcript(events: &[EventView]) -> Vec<TranscriptLine> {
     responses((status = 200, body = CallDetail), (status = 404, body = ApiErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, AppError> {
     let id = CallId(id);
+    principal.may_read_call(&state, &id).await?;
+    let tenant = principal.tenant;
     let call = state.store.get_call(&tenant.id, &id).await?;
     let records = state.store.call_events(&tenant.id, &id).await?;
     let queue = state.store.entries_for_call(&tenant.id, &id).await?;

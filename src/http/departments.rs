@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::center::{Department, DepartmentId, OverflowAction};
 use crate::error::AppError;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Principal};
 use crate::http::json::{check_dial_target, check_name, check_range, invalid, ApiJson};
 use crate::http::openapi::ApiErrorBody;
 use crate::store::DepartmentInput;
@@ -93,7 +93,9 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/departments", tag = "departments",
     responses((status = 200, body = Vec<Department>)))]
-pub async fn list(State(state): State<AppState>, Authenticated(tenant): Authenticated) -> Result<Json<Vec<Department>>, AppError> {
+/// Agent keys may list departments too: the console offers them as transfer targets.
+pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<Department>>, AppError> {
+    let tenant = principal.tenant;
     Ok(Json(state.store.list_departments(&tenant.id).await?))
 }
 

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::call::CallCommand;
 use crate::center::AgentId;
 use crate::error::AppError;
-use crate::http::auth::Authenticated;
+use crate::http::auth::Principal;
 use crate::http::json::{invalid, ApiJson};
 use crate::http::openapi::ApiErrorBody;
 use crate::ids::CallId;
@@ -47,10 +47,14 @@ pub struct DispositionSaved {
     responses((status = 201, body = DispositionSaved), (status = 404, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn save(
     State(state): State<AppState>,
-    Authenticated(tenant): Authenticated,
+    principal: Principal,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DispositionBody>,
 ) -> Result<(StatusCode, Json<DispositionSaved>), AppError> {
+    let call = CallId(id);
+    principal.act_as(&AgentId(body.agent_id.clone()))?;
+    principal.may_read_call(&state, &call).await?;
+    let tenant = principal.tenant;
     let disposition = body.disposition.trim().to_string();
     if disposition.is_empty() || disposition.chars().count() > MAX_DISPOSITION {
         return Err(invalid("disposition", format!("1 to {MAX_DISPOSITION} characters")));
@@ -58,7 +62,6 @@ pub async fn save(
     if body.notes.chars().count() > MAX_NOTES {
         return Err(invalid("notes", format!("at most {MAX_NOTES} characters")));
     }
-    let call = CallId(id);
     // Both must exist in this tenant: a typo must not file notes nowhere.
     state.store.get_agent(&tenant.id, &AgentId(body.agent_id.clone())).await.map_err(|e| match e {
         crate::store::StoreError::NotFound(_) => invalid("agent_id", format!("no agent {:?}", body.agent_id)),

@@ -4,12 +4,15 @@
 //! kept, then `event`s (missed ones first, oldest first, then live; never out of order, never
 //! twice), and `lagged` when this client fell behind and events were dropped for it.
 //! Client -> server: `subscribe` replaces the filters; anything else gets an `error`.
+//!
+//! An agent key sees only its own agent's `agent.*` events and the events of the calls offered
+//! to that agent (its current call, and each call its own `agent.status` events name).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -18,6 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::center::AgentId;
+use crate::http::auth::{bearer, Principal};
 use crate::ids::{CallId, TenantId};
 use crate::monitor::bus::LiveEvent;
 use crate::monitor::EventBus;
@@ -116,14 +121,16 @@ pub async fn events_ws(
     Query(params): Query<ConnectParams>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let key = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .or(params.api_key.as_deref())
-        .ok_or(AppError::Unauthorized)?;
-    let tenant = state.store.authenticate(key).await?.ok_or(AppError::Unauthorized)?;
+    let key = bearer(&headers).or(params.api_key.as_deref()).ok_or(AppError::Unauthorized)?;
+    let principal = Principal::from_key(&state, key).await?;
+    let scope = match &principal.agent {
+        None => None,
+        Some(agent) => {
+            let current = state.store.get_agent(&principal.tenant.id, agent).await?.current_call_id;
+            Some(AgentScope::new(agent.clone(), current))
+        }
+    };
+    let tenant = principal.tenant;
     let filter = Filter::from_params(&params);
     let bus = state.events.clone();
     let shutdown = state.shutdown.token.clone();
@@ -139,7 +146,7 @@ pub async fn events_ws(
             }
         });
         tokio::select! {
-            () = serve(bus, tenant.id, params.since, filter, Box::pin(sink), Box::pin(stream)) => {}
+            () = serve(bus, tenant.id, params.since, filter, scope, Box::pin(sink), Box::pin(stream)) => {}
             () = shutdown.cancelled() => {}
         }
     }))
@@ -152,9 +159,63 @@ pub enum Incoming {
     Closed,
 }
 
+/// What an agent key's session may see: its agent's own events, and the events of the calls
+/// offered to it, learnt from those events as they pass.
+#[derive(Debug, Clone)]
+pub struct AgentScope {
+    agent: AgentId,
+    /// The most recent calls, newest last; older ones are long over.
+    calls: VecDeque<CallId>,
+}
+
+/// Calls an agent session keeps following.
+const AGENT_SCOPE_CALLS: usize = 16;
+
+impl AgentScope {
+    pub fn new(agent: AgentId, current_call: Option<CallId>) -> Self {
+        let mut scope = Self { agent, calls: VecDeque::new() };
+        if let Some(call) = current_call {
+            scope.follow(call.as_str());
+        }
+        scope
+    }
+
+    fn follow(&mut self, call: &str) {
+        if self.calls.iter().any(|c| c.as_str() == call) {
+            return;
+        }
+        if self.calls.len() == AGENT_SCOPE_CALLS {
+            self.calls.pop_front();
+        }
+        self.calls.push_back(CallId(call.to_string()));
+    }
+
+    fn admits(&mut self, ev: &LiveEvent) -> bool {
+        if ev.kind.starts_with("agent.") {
+            let about = ev.data.get("agent_id").or_else(|| ev.data.get("id")).and_then(serde_json::Value::as_str);
+            if about != Some(self.agent.as_str()) {
+                return false;
+            }
+            let named = ev.data.get("call_id").and_then(serde_json::Value::as_str);
+            for call in [ev.call_id.as_ref().map(CallId::as_str), named].into_iter().flatten() {
+                self.follow(call);
+            }
+            return true;
+        }
+        ev.call_id.as_ref().is_some_and(|c| self.calls.contains(c))
+    }
+}
+
 /// Runs one session over any text sink and frame stream (tests drive it with channels).
-pub async fn serve<Tx, Rx>(bus: EventBus, tenant: TenantId, since: Option<u64>, mut filter: Filter, mut tx: Tx, mut rx: Rx)
-where
+pub async fn serve<Tx, Rx>(
+    bus: EventBus,
+    tenant: TenantId,
+    since: Option<u64>,
+    mut filter: Filter,
+    mut scope: Option<AgentScope>,
+    mut tx: Tx,
+    mut rx: Rx,
+) where
     Tx: Sink<String> + Unpin,
     Rx: Stream<Item = Incoming> + Unpin,
 {
@@ -171,7 +232,7 @@ where
     }
     let mut sent: u64 = since.unwrap_or(0);
     for ev in std::mem::take(&mut sub.missed) {
-        if !send_event(&mut tx, &filter, &ev, &mut sent).await {
+        if !send_event(&mut tx, &filter, scope.as_mut(), &ev, &mut sent).await {
             return;
         }
     }
@@ -179,7 +240,7 @@ where
         tokio::select! {
             live = sub.live.recv() => match live {
                 Ok(ev) => {
-                    if !send_event(&mut tx, &filter, &ev, &mut sent).await {
+                    if !send_event(&mut tx, &filter, scope.as_mut(), &ev, &mut sent).await {
                         return;
                     }
                 }
@@ -207,12 +268,19 @@ where
 }
 
 /// Sends `ev` if it matches and is newer than everything sent; `false` when the client is gone.
-async fn send_event<Tx: Sink<String> + Unpin>(tx: &mut Tx, filter: &Filter, ev: &Arc<LiveEvent>, sent: &mut u64) -> bool {
+async fn send_event<Tx: Sink<String> + Unpin>(
+    tx: &mut Tx,
+    filter: &Filter,
+    scope: Option<&mut AgentScope>,
+    ev: &Arc<LiveEvent>,
+    sent: &mut u64,
+) -> bool {
     if ev.seq <= *sent {
         return true;
     }
     *sent = ev.seq;
-    if !filter.matches(ev) {
+    // The scope sees every event, so it learns of offered calls even when the filter skips them.
+    if scope.is_some_and(|s| !s.admits(ev)) || !filter.matches(ev) {
         return true;
     }
     tx.send(event_msg(ev).text()).await.is_ok()
@@ -236,7 +304,7 @@ mod tests {
             Ok::<_, ()>(tx)
         }));
         let stream = Box::pin(futures_util::stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
-        let task = tokio::spawn(serve(bus.clone(), t.clone(), since, Filter::default(), sink, stream));
+        let task = tokio::spawn(serve(bus.clone(), t.clone(), since, Filter::default(), None, sink, stream));
         (out, in_tx, task)
     }
 
@@ -249,6 +317,28 @@ mod tests {
             department: dep.map(str::to_string),
             data: json!({}),
         }
+    }
+
+    #[test]
+    fn an_agent_scope_admits_its_own_agent_and_the_calls_offered_to_it() {
+        let mut scope = AgentScope::new(AgentId("ana".into()), Some(CallId("c_now".into())));
+        let with = |kind: &str, call: Option<&str>, data: serde_json::Value| LiveEvent { data, ..ev(kind, call, None) };
+        assert!(scope.admits(&ev("call.transcript_final", Some("c_now"), None)), "the current call");
+        assert!(!scope.admits(&ev("call.started", Some("c_new"), None)), "not offered yet");
+        assert!(!scope.admits(&with("agent.status", None, json!({ "agent_id": "bo", "status": "offered", "call_id": "c_bo" }))));
+        assert!(!scope.admits(&ev("call.started", Some("c_bo"), None)), "bo's offer taught nothing");
+        assert!(scope.admits(&with("agent.status", None, json!({ "agent_id": "ana", "status": "offered", "call_id": "c_new" }))));
+        assert!(scope.admits(&ev("call.participant_joined", Some("c_new"), None)));
+        assert!(scope.admits(&with("agent.updated", None, json!({ "id": "ana", "name": "Ana" }))));
+        assert!(!scope.admits(&with("agent.updated", None, json!({ "id": "bo" }))));
+        assert!(!scope.admits(&ev("queue.updated", None, Some("support"))), "queues are the tenant's");
+        assert!(!scope.admits(&ev("alert.raised", None, None)));
+        // Only the latest calls are followed.
+        for n in 0..AGENT_SCOPE_CALLS {
+            scope.admits(&with("agent.status", None, json!({ "agent_id": "ana", "status": "offered", "call_id": format!("c{n}") })));
+        }
+        assert!(!scope.admits(&ev("call.ended", Some("c_now"), None)), "long gone");
+        assert!(scope.admits(&ev("call.ended", Some("c0"), None)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! HTTP handlers: operational endpoints here, the REST API per resource beside them.
 
+pub mod agent_keys;
 pub mod agents;
 pub mod alerts;
 pub mod analytics;

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{agents, analytics, call_control, calls, departments, disposition, queues, transfers};
+use crate::http::{agent_keys, agents, analytics, call_control, calls, departments, disposition, queues, transfers};
 
 /// Every error response: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,7 +40,10 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "switchboard API", description = "Calls, departments, agents, queues, transfers, analytics. \
-        Every request needs `Authorization: Bearer <api key>`; data is scoped to the key's tenant."),
+        Every request needs `Authorization: Bearer <api key>`; data is scoped to the key's tenant. \
+        An agent key (`POST /api/v1/agents/{id}/keys`) acts as that agent only: its status, offers, \
+        the call it has (read, hold, mute, transfer, hang up, disposition) and the department list; \
+        anything else answers 403."),
     security(("api_key" = [])),
     modifiers(&BearerAuth),
     paths(
@@ -49,7 +52,7 @@ impl Modify for BearerAuth {
         call_control::hold, call_control::unhold, call_control::hangup, call_control::transfer,
         departments::create, departments::list, departments::get_one, departments::update, departments::delete,
         agents::create, agents::list, agents::get_one, agents::update, agents::delete, agents::set_status,
-        agents::accept, agents::decline,
+        agents::accept, agents::decline, agent_keys::create, agent_keys::list, agent_keys::revoke, agent_keys::me,
         queues::department_queue, queues::all,
         transfers::create, transfers::get_one, transfers::complete, transfers::cancel, transfers::for_call,
         analytics::department,

@@ -2,6 +2,7 @@
 //! (production). Queries are written once with `$n` placeholders, which both drivers accept;
 //! only the migrations differ per dialect.
 
+mod agent_keys;
 mod agents;
 mod alerts;
 mod calls;
@@ -22,7 +23,8 @@ pub use agents::AgentInput;
 pub use alerts::{AlertStatus, NewAlert};
 pub use calls::{CallEventRecord, CallFilter, CallRecord, NewCall};
 pub use departments::DepartmentInput;
-pub use tenants::Tenant;
+pub use agent_keys::AgentKey;
+pub use tenants::{KeyOwner, Tenant};
 
 use crate::config::{redact_url, DatabaseConfig};
 

@@ -6,7 +6,15 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{get, now_ms, Store, StoreError};
+use crate::center::AgentId;
 use crate::ids::{ApiKeyId, TenantId};
+
+/// Who holds a key: a tenant-wide key, or an agent key that acts as that agent only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub tenant: Tenant,
+    pub agent: Option<AgentId>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -16,6 +24,11 @@ pub struct Tenant {
 }
 
 const KEY_PREFIX: &str = "sb_";
+
+/// What is kept of a key in the clear: enough to tell keys apart in a list.
+pub(super) fn key_prefix(key: &str) -> &str {
+    &key[..KEY_PREFIX.len() + 6]
+}
 
 fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -69,48 +82,64 @@ impl Store {
         }
     }
 
-    /// Mints a key for `tenant`. The plaintext is returned once and never stored.
+    /// Mints a tenant-wide key. The plaintext is returned once and never stored.
     pub async fn create_api_key(
         &self,
         tenant: &TenantId,
         label: Option<&str>,
+    ) -> Result<(ApiKeyId, String), StoreError> {
+        self.insert_key(tenant, None, label, now_ms()).await
+    }
+
+    /// Mints a key (tenant-wide, or for one agent) and stores its hash.
+    pub(super) async fn insert_key(
+        &self,
+        tenant: &TenantId,
+        agent: Option<&AgentId>,
+        label: Option<&str>,
+        created_at: i64,
     ) -> Result<(ApiKeyId, String), StoreError> {
         let mut secret = [0u8; 24];
         rand::rng().fill_bytes(&mut secret);
         let key = format!("{KEY_PREFIX}{}", hex::encode(secret));
         let id = ApiKeyId::generate();
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, label, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, label, created_at, agent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(tenant.as_str())
-        .bind(&key[..KEY_PREFIX.len() + 6])
+        .bind(key_prefix(&key))
         .bind(hash_key(&key))
         .bind(label)
-        .bind(now_ms())
+        .bind(created_at)
+        .bind(agent.map(AgentId::as_str))
         .execute(&self.pool)
         .await?;
         Ok((id, key))
     }
 
-    /// The tenant a presented key belongs to, if the key exists and is not revoked.
-    pub async fn authenticate(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+    /// Who a presented key belongs to (its tenant, and its agent for an agent key), if the key
+    /// exists and is not revoked.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<KeyOwner>, StoreError> {
         if !key.starts_with(KEY_PREFIX) {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT t.id, t.name, t.created_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+            "SELECT t.id, t.name, t.created_at, k.agent_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(hash_key(key))
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            Ok(Tenant {
-                id: TenantId(get(&r, "id")?),
-                name: get(&r, "name")?,
-                created_at: get(&r, "created_at")?,
+            Ok(KeyOwner {
+                tenant: Tenant {
+                    id: TenantId(get(&r, "id")?),
+                    name: get(&r, "name")?,
+                    created_at: get(&r, "created_at")?,
+                },
+                agent: get::<Option<String>>(&r, "agent_id")?.map(AgentId),
             })
         })
         .transpose()

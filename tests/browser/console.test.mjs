@@ -77,7 +77,9 @@ async function main() {
   try {
     const dept = await api('POST', '/api/v1/departments', { name: 'billing' });
     await api('POST', '/api/v1/agents', { id: AGENT, name: 'Ana', departments: [dept.id], reach: { kind: 'browser' } });
-    log('department', dept.id, 'and agent', AGENT, 'created');
+    // Ana signs in with her own agent key, not the tenant's: the console works within its scope.
+    const agentKey = encodeURIComponent((await api('POST', `/api/v1/agents/${AGENT}/keys`, { label: 'console test' })).key);
+    log('department', dept.id, 'and agent', AGENT, 'created, with an agent key');
 
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     for (const name of ['supervisor', 'agent', 'softphone']) {
@@ -92,8 +94,10 @@ async function main() {
     await wait(sup, () => window.supervisor.connection === 'connected');
     log('supervisor connected');
 
-    await agent.goto(`${server.base}/agent?raw=1#key=${key}&agent=${AGENT}`);
+    await agent.goto(`${server.base}/agent?raw=1#key=${agentKey}`);
     await wait(agent, () => window.agentConsole.state === 'idle' && window.agentConsole.connection === 'connected');
+    const signedInAs = await agent.evaluate(() => document.querySelector('#agent-id').textContent);
+    if (signedInAs !== AGENT) throw new Error(`the agent key signed in as ${signedInAs}, expected ${AGENT}`);
     await agent.click('#status-available');
     await wait(agent, () => window.agentConsole.agentStatus === 'available');
     await wait(sup, (id) => document.querySelector(`#agents-body tr[data-agent-id="${id}"]`)?.dataset.status === 'available', AGENT);

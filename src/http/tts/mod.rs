@@ -129,10 +129,8 @@ impl FromRequestParts<AppState> for TtsCaller {
                 .and_then(|q| q.0.api_key)
                 .ok_or(AppError::Unauthorized)?,
         };
-        match state.store.authenticate(&key).await? {
-            Some(tenant) => Ok(Self { tenant, key_id: hex::encode(&Sha256::digest(key.as_bytes())[..8]) }),
-            None => Err(AppError::Unauthorized),
-        }
+        let tenant = crate::http::auth::Principal::from_key(state, &key).await?.tenant_wide()?;
+        Ok(Self { tenant, key_id: hex::encode(&Sha256::digest(key.as_bytes())[..8]) })
     }
 }
 

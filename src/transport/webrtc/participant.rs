@@ -6,8 +6,9 @@
 //! - `PATCH /webrtc/participants/<session>` `{"mode": "whisper"}`: a supervisor switches live.
 //! - `DELETE /webrtc/participants/<session>`: leave. An agent leaving hangs up the call.
 //!
-//! Only API keys are accepted (call tokens are for callers). The agent must have accepted the
-//! call first (it is theirs in the database). The session mixes what its participant hears from
+//! Only API keys are accepted (call tokens are for callers); an agent key may join only as its
+//! own agent and touch only its own session. The agent must have accepted the call first (it
+//! is theirs in the database). The session mixes what its participant hears from
 //! the call's per-tick broadcast and sends the participant's microphone to the call actor; both
 //! directions are non-blocking for the call, so a slow participant can only lose its own audio.
 
@@ -50,7 +51,8 @@ pub(super) struct ParticipantEntry {
     tenant: TenantId,
     call_id: CallId,
     participant: ParticipantId,
-    agent: bool,
+    /// Set for an agent's session.
+    agent: Option<AgentId>,
     hangup: CancellationToken,
 }
 
@@ -62,14 +64,15 @@ pub struct JoinQuery {
     name: Option<String>,
 }
 
-async fn api_key_tenant(state: &AppState, headers: &HeaderMap) -> Result<TenantId, WhipError> {
+/// The key's tenant, and its agent for an agent key.
+async fn api_key_owner(state: &AppState, headers: &HeaderMap) -> Result<(TenantId, Option<AgentId>), WhipError> {
     let credential = bearer(headers).ok_or(WhipError::Unauthorized)?;
     if credential.starts_with(TOKEN_PREFIX) {
         // A caller's token must not open anyone else's call.
         return Err(WhipError::Unauthorized);
     }
     match state.store.authenticate(credential).await {
-        Ok(Some(tenant)) => Ok(tenant.id),
+        Ok(Some(owner)) => Ok((owner.tenant.id, owner.agent)),
         Ok(None) => Err(WhipError::Unauthorized),
         Err(err) => Err(WhipError::Unavailable(format!("cannot check credentials: {err}"))),
     }
@@ -133,15 +136,26 @@ pub(super) async fn join(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WhipError> {
-    let tenant = api_key_tenant(&state, &headers).await?;
+    let (tenant, key_agent) = api_key_owner(&state, &headers).await?;
     let offer = read_offer(&state, &headers, &body)?;
     let role = parse_role(&query)?;
+    if let Some(own) = &key_agent {
+        match &role {
+            Role::Agent { agent_id } if agent_id == own => {}
+            Role::Agent { agent_id } => return Err(WhipError::Forbidden(format!("this key acts as agent {own}, not {agent_id}"))),
+            Role::Supervisor { .. } => return Err(WhipError::Forbidden(format!("this key acts as agent {own}; supervisors join with a tenant-wide API key"))),
+        }
+    }
     let call_id = CallId(call);
     let handle = state.calls.get(&tenant, &call_id).ok_or(WhipError::NotFound)?;
     if let Role::Agent { agent_id } = &role {
         check_agent(&state, &tenant, agent_id, &call_id).await?;
     }
-    let is_agent = matches!(role, Role::Agent { .. });
+    let agent = match &role {
+        Role::Agent { agent_id } => Some(agent_id.clone()),
+        Role::Supervisor { .. } => None,
+    };
+    let is_agent = agent.is_some();
     let joined = ask_join(&handle, role).await?;
     let participant = joined.id.clone();
     let peer = match state.webrtc.inner.stack.answer(offer).await {
@@ -160,7 +174,7 @@ pub(super) async fn join(
             tenant,
             call_id: call_id.clone(),
             participant: participant.clone(),
-            agent: is_agent,
+            agent,
             hangup: hangup.clone(),
         },
     );
@@ -185,14 +199,19 @@ fn new_session_id() -> SessionId {
 
 /// Finds a participant session of the caller's tenant (another tenant's looks missing).
 async fn own_session(state: &AppState, headers: &HeaderMap, session: &str) -> Result<OwnSession, WhipError> {
-    let tenant = api_key_tenant(state, headers).await?;
+    let (tenant, key_agent) = api_key_owner(state, headers).await?;
     let sessions = state.webrtc.participants();
     let entry = sessions.get(session).filter(|e| e.tenant == tenant).ok_or(WhipError::NotFound)?;
+    if let Some(own) = &key_agent {
+        if entry.agent.as_ref() != Some(own) {
+            return Err(WhipError::Forbidden(format!("this key acts as agent {own}; the session is not theirs")));
+        }
+    }
     Ok(OwnSession {
         tenant: tenant.clone(),
         call_id: entry.call_id.clone(),
         participant: entry.participant.clone(),
-        agent: entry.agent,
+        agent: entry.agent.clone(),
         hangup: entry.hangup.clone(),
     })
 }
@@ -201,7 +220,8 @@ struct OwnSession {
     tenant: TenantId,
     call_id: CallId,
     participant: ParticipantId,
-    agent: bool,
+    /// Set for an agent's session.
+    agent: Option<AgentId>,
     hangup: CancellationToken,
 }
 
@@ -220,7 +240,7 @@ pub(super) async fn set_mode(
     let OwnSession { tenant, call_id, participant, agent, .. } = own_session(&state, &headers, &session).await?;
     let body: ModeBody = serde_json::from_slice(&body)
         .map_err(|e| WhipError::Unprocessable(format!("expected {{\"mode\": \"listen\"|\"whisper\"|\"barge\"}}: {e}")))?;
-    if agent {
+    if agent.is_some() {
         return Err(WhipError::Conflict("an agent has no monitor mode".into()));
     }
     let handle = state.calls.get(&tenant, &call_id).ok_or(WhipError::NotFound)?;

@@ -99,6 +99,9 @@ pub enum WhipError {
     Unprocessable(String),
     #[error("{0}")]
     Conflict(String),
+    /// A valid key that may not do this (an agent key).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -115,6 +118,7 @@ impl WhipError {
             Self::BadOffer(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -129,6 +133,7 @@ impl WhipError {
             Self::BadOffer(_) => "bad_request",
             Self::Unprocessable(_) => "unprocessable_offer",
             Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -186,7 +191,8 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(TenantId, Opti
         return Ok((tenant, Some(credential.to_string())));
     }
     match state.store.authenticate(credential).await {
-        Ok(Some(tenant)) => Ok((tenant.id, None)),
+        Ok(Some(owner)) if owner.agent.is_none() => Ok((owner.tenant.id, None)),
+        Ok(Some(_)) => Err(WhipError::Forbidden("an agent key cannot place calls; use a tenant-wide API key or a call token".into())),
         Ok(None) => Err(WhipError::Unauthorized),
         Err(err) => Err(WhipError::Unavailable(format!("cannot check credentials: {err}"))),
     }
@@ -308,7 +314,8 @@ async fn delete_call(
         false
     } else {
         match state.store.authenticate(&credential).await {
-            Ok(Some(t)) => t.id == tenant,
+            Ok(Some(o)) if o.agent.is_some() => return Err(WhipError::Forbidden("an agent key cannot hang up a browser caller's session".into())),
+            Ok(Some(o)) => o.tenant.id == tenant,
             Ok(None) => return Err(WhipError::Unauthorized),
             Err(err) => return Err(WhipError::Unavailable(format!("cannot check credentials: {err}"))),
         }
