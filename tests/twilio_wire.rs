@@ -59,6 +59,11 @@ async fn recording_server() -> (String, mpsc::Receiver<Seen>, mpsc::Sender<Messa
                 out = send_rx.recv() => match out {
                     Some(Message::Close(_)) | None => {
                         let _ = sink.close().await;
+                        // Finish the closing handshake: dropping the socket with the caller's
+                        // frames unread would reset the connection, and a reset can discard
+                        // the close frame before the caller reads it.
+                        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+                        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
                         return;
                     }
                     Some(msg) => {
