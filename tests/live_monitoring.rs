@@ -165,6 +165,16 @@ impl Env {
         (caller, call)
     }
 
+    /// Department `name` with browser agents `agents` in it (offline); the department.
+    async fn department(&self, name: &str, agents: &[&str]) -> Value {
+        let (s, dept) = self.post_json("/api/v1/departments", json!({ "name": name })).await;
+        assert_eq!(s, StatusCode::CREATED, "{dept}");
+        for id in agents {
+            self.browser_agent(id, &dept["id"]).await;
+        }
+        dept
+    }
+
     /// A browser agent in department `dept` (its id).
     async fn browser_agent(&self, id: &str, dept: &Value) {
         let body = json!({ "id": id, "name": id, "departments": [dept], "reach": { "kind": "browser" } });
@@ -210,6 +220,16 @@ fn level(samples: &[i16], rate: f64, hz: f64) -> f64 {
     2.0 * power.max(0.0).sqrt() / samples.len() as f64
 }
 
+/// How many events of `kind` a call's detail holds.
+fn count(detail: &Value, kind: &str) -> usize {
+    detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).count()
+}
+
+/// The call's hold switches, in order (`true` = on hold).
+fn hold_switches(events: &[Value]) -> Vec<bool> {
+    events.iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect()
+}
+
 /// What a peer heard (16 kHz) between two instants.
 fn peer_audio(client: &Client, from: Instant, to: Instant) -> Vec<i16> {
     let heard = client.heard.lock().unwrap();
@@ -253,9 +273,7 @@ const WINDOW: Duration = Duration::from_millis(1500);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_takes_the_call_and_a_supervisor_listens_whispers_and_barges() {
     let env = start().await;
-    let (s, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    assert_eq!(s, StatusCode::CREATED, "{dept}");
-    env.browser_agent("ana", &dept["id"]).await;
+    env.department("support", &["ana"]).await;
     env.set_status("ana", "available").await;
 
     // A phone call, handed to the support queue; Ana is offered it and accepts.
@@ -446,14 +464,9 @@ async fn joining_needs_an_api_key_a_live_call_and_a_valid_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
     let env = start().await;
-    let mut depts = Vec::new();
-    for name in ["support", "billing"] {
-        let (s, d) = env.post_json("/api/v1/departments", json!({ "name": name })).await;
-        assert_eq!(s, StatusCode::CREATED, "{d}");
-        depts.push(d["id"].clone());
-    }
-    for (id, dept) in [("ana", &depts[0]), ("bo", &depts[1])] {
-        env.browser_agent(id, dept).await;
+    env.department("support", &["ana"]).await;
+    env.department("billing", &["bo"]).await;
+    for id in ["ana", "bo"] {
         env.set_status(id, "available").await;
     }
     let (caller, call) = env.phone_call("CA_onward").await;
@@ -495,8 +508,7 @@ async fn an_agent_sends_the_call_onward_and_the_next_agent_takes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_again() {
     let env = start_with(|cfg| cfg.webrtc.connect_timeout = Duration::from_secs(1)).await;
-    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    env.browser_agent("ana", &dept["id"]).await;
+    env.department("support", &["ana"]).await;
     env.set_status("ana", "available").await;
     let (caller, call) = env.phone_call("CA_noice").await;
     env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
@@ -516,7 +528,7 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
     let detail = env
         .call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_left" && e["data"]["reason"] == "connect_timeout"))
         .await;
-    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    let holds = hold_switches(detail["events"].as_array().unwrap());
     assert_eq!(holds.last(), Some(&true), "back on hold: {holds:?}");
     assert!(!caller.recording().ended, "the caller is still on the line");
     assert_eq!(env.agent("ana").await["status"], "busy", "still hers");
@@ -524,7 +536,7 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
     // Her second try gets through.
     let (mut again, offer) = Client::new().await;
     env.join(&call, "role=agent&agent_id=ana", &mut again, offer).await;
-    env.call(&call, |c| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_joined").count() == 2).await;
+    env.call(&call, |c| count(c, "participant_joined") == 2).await;
     lost.close().await;
     again.close().await;
     let rec = caller.hangup().await.unwrap();
@@ -541,10 +553,7 @@ async fn an_agent_whose_connection_drops_keeps_the_caller_on_hold_to_rejoin_or_t
         cfg.webrtc.ice_failed_timeout = Duration::from_secs(2);
     })
     .await;
-    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    for id in ["ana", "bo"] {
-        env.browser_agent(id, &dept["id"]).await;
-    }
+    env.department("support", &["ana", "bo"]).await;
     env.set_status("ana", "available").await;
     let (caller, call) = env.phone_call("CA_drop").await;
     env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
@@ -552,17 +561,17 @@ async fn an_agent_whose_connection_drops_keeps_the_caller_on_hold_to_rejoin_or_t
     assert_eq!(env.post_json("/api/v1/agents/ana/accept", json!({})).await.0, StatusCode::OK);
     let (mut first, offer) = Client::new().await;
     env.join(&call, "role=agent&agent_id=ana", &mut first, offer).await;
-    let joined = |n: usize| move |c: &Value| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_joined").count() == n;
+    let joined = |n: usize| move |c: &Value| count(c, "participant_joined") == n;
     env.call(&call, joined(1)).await;
 
     // Her browser goes away without hanging up: the caller is put on hold, not hung up on.
     first.close().await;
-    let left = |n: usize| move |c: &Value| c["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "participant_left").count() == n;
+    let left = |n: usize| move |c: &Value| count(c, "participant_left") == n;
     let detail = env.call(&call, left(1)).await;
     let events = detail["events"].as_array().unwrap();
     let gone = events.iter().find(|e| e["kind"] == "participant_left").unwrap();
     assert!(["peer_closed", "connection_lost"].contains(&gone["data"]["reason"].as_str().unwrap()), "{gone}");
-    let holds: Vec<bool> = events.iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    let holds = hold_switches(events);
     assert_eq!(holds.last(), Some(&true), "back on hold: {holds:?}");
     assert!(!events.iter().any(|e| e["kind"] == "ended"), "the call goes on");
     assert!(!caller.recording().ended, "the caller is still on the line");
@@ -572,7 +581,7 @@ async fn an_agent_whose_connection_drops_keeps_the_caller_on_hold_to_rejoin_or_t
     let (mut second, offer) = Client::new().await;
     env.join(&call, "role=agent&agent_id=ana", &mut second, offer).await;
     let detail = env.call(&call, joined(2)).await;
-    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    let holds = hold_switches(detail["events"].as_array().unwrap());
     assert_eq!(holds.last(), Some(&false), "off hold with her: {holds:?}");
 
     // Her connection drops again and she does not come back: after the offer timeout she is
@@ -617,10 +626,9 @@ async fn a_whisper_with_no_agent_goes_to_the_bots_transcript_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_to_a_browser_agent_rings_them_first_then_their_department() {
     let env = start().await;
-    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "billing" })).await;
+    env.department("billing", &["cy", "bo"]).await;
     // Cy has been idle longest, so a department transfer would go to Cy.
     for id in ["cy", "bo"] {
-        env.browser_agent(id, &dept["id"]).await;
         env.set_status(id, "available").await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -641,10 +649,7 @@ async fn a_transfer_to_a_browser_agent_rings_them_first_then_their_department() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_who_accepts_and_never_joins_is_set_away_and_the_call_queues_again() {
     let env = start_with(|cfg| cfg.center.offer_timeout = Duration::from_secs(1)).await;
-    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    for id in ["ana", "bo"] {
-        env.browser_agent(id, &dept["id"]).await;
-    }
+    env.department("support", &["ana", "bo"]).await;
     env.set_status("ana", "available").await;
     let (caller, call) = env.phone_call("CA_noshow").await;
     env.post_json(&format!("/api/v1/calls/{call}/transfer"), json!({ "target_kind": "department", "target": "support" })).await;
@@ -657,7 +662,7 @@ async fn an_agent_who_accepts_and_never_joins_is_set_away_and_the_call_queues_ag
     env.wait_agent("ana", "away").await;
     env.wait_agent("bo", "offered").await;
     let detail = env.call(&call, |c| c["state"] == "active").await;
-    let holds: Vec<bool> = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "hold").map(|e| e["data"]["on"].as_bool().unwrap()).collect();
+    let holds = hold_switches(detail["events"].as_array().unwrap());
     assert_eq!(holds, [true], "never off hold: {holds:?}");
     assert!(!caller.recording().ended);
     caller.hangup().await.unwrap();
@@ -671,10 +676,7 @@ async fn an_agent_key_acts_as_its_agent_only() {
     use tokio_tungstenite::tungstenite::Message;
 
     let env = start().await;
-    let (_, dept) = env.post_json("/api/v1/departments", json!({ "name": "support" })).await;
-    for id in ["ana", "bo"] {
-        env.browser_agent(id, &dept["id"]).await;
-    }
+    env.department("support", &["ana", "bo"]).await;
     // A tenant key mints Ana's key: the key itself is shown once, the list keeps its prefix.
     let (s, made) = env.post_json("/api/v1/agents/ana/keys", json!({ "label": "ana's laptop" })).await;
     assert_eq!(s, StatusCode::CREATED, "{made}");
