@@ -85,7 +85,7 @@ mod tests {
     fn every_route_is_documented_with_bearer_auth() {
         let doc = serde_json::to_value(document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        for p in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/departments/{id}/queue", "/api/v1/agents/{id}/accept", "/api/v1/transfers/{id}/cancel", "/api/v1/alerts", "/api/v1/alerts/{id}/resolve", "/api/v1/calls/{id}/disposition"] {
+        for p in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/departments/{id}/queue", "/api/v1/agents/{id}/accept", "/api/v1/transfers/{id}/cancel", "/api/v1/alerts", "/api/v1/alerts/{id}/resolve", "/api/v1/calls/{id}/disposition", "/api/v1/agents/{id}/keys", "/api/v1/agents/{id}/keys/{key_id}", "/api/v1/me"] {
             assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
         }
         assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");

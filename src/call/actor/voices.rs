@@ -38,6 +38,9 @@ struct Voice {
     speaker: Speaker,
     vad: Option<InboundAudio>,
     stt: Option<mpsc::Sender<SttInput>>,
+    /// False when the recognizer knows only the flow's phrases: speech is detected, not
+    /// transcribed.
+    transcribed: bool,
     pending: Vec<SttInput>,
     /// 16 kHz samples fed so far: the voice's own clock.
     samples: u64,
@@ -122,7 +125,7 @@ impl Voices {
                         metrics::counter!("switchboard_stt_dropped_total").increment(1);
                     }
                 }
-                None if voice.pending.len() < PENDING_FRAMES => voice.pending.push(input),
+                None if voice.transcribed && voice.pending.len() < PENDING_FRAMES => voice.pending.push(input),
                 None => {}
             }
         }
@@ -141,14 +144,19 @@ impl Actor {
                 None
             }
         };
-        bridge.voices.voices.insert(id.clone(), Voice { speaker, vad, stt: None, pending: Vec::new(), samples: 0 });
+        let provider = self.services.stt.clone();
+        let transcribed = provider.recognizes_free_speech();
+        bridge.voices.voices.insert(id.clone(), Voice { speaker, vad, stt: None, transcribed, pending: Vec::new(), samples: 0 });
+        if !transcribed {
+            info!(speaker = speaker.name(), provider = provider.name(), "the recognizer knows only the flow's phrases: this voice is detected, not transcribed");
+            return;
+        }
         let ctx = SttContext {
             call_id: self.info.id.to_string(),
             language: None,
             phrases: self.dialog.phrases.clone(),
             native_format: Some(SttAudioFormat::Linear16k),
         };
-        let provider = self.services.stt.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             let result = provider.open(ctx).await;

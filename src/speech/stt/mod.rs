@@ -63,6 +63,12 @@ pub struct SttStream {
 #[async_trait]
 pub trait SttProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Whether it recognizes free speech (any words), not only the call's expected phrases.
+    /// Agents and supervisors are transcribed only by providers that do: a grammar would turn
+    /// their words into the nearest flow phrase, a transcript line that was never said.
+    fn recognizes_free_speech(&self) -> bool {
+        true
+    }
     /// Opens a stream for one call. May connect to a network service.
     async fn open(&self, ctx: SttContext) -> Result<SttStream, SpeechError>;
     /// Whether the provider can be used now (keys present, service reachable when known).

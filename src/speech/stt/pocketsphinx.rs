@@ -154,6 +154,11 @@ impl SttProvider for PocketsphinxStt {
         PROVIDER
     }
 
+    /// Only with the language model; its accuracy on free speech is low (BENCHMARKS.md).
+    fn recognizes_free_speech(&self) -> bool {
+        self.config.mode == PocketsphinxMode::LanguageModel
+    }
+
     async fn open(&self, ctx: SttContext) -> Result<SttStream, SpeechError> {
         let grammar = match self.config.mode {
             PocketsphinxMode::Grammar => Some(Grammar::from_phrases(&ctx.phrases)?),
