@@ -312,3 +312,46 @@ async fn many_calls_and_agents_never_double_assign() {
     assert_eq!(held.len(), n, "a call is held by at most one agent");
     assert_eq!(n, 10, "every queued call is offered while agents are free");
 }
+
+/// Business hours that say closed whatever the clock: open all day, every day, but yesterday,
+/// today and tomorrow (UTC) are holidays.
+fn closed_now() -> serde_json::Value {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let days = [today.yesterday().unwrap(), today, today.tomorrow().unwrap()];
+    serde_json::json!({ "time_zone": "UTC", "open": ["daily 00:00-24:00"], "closed_dates": days.map(|d| d.to_string()) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_department_applies_its_overflow_at_once() {
+    let rig = Rig::new();
+    let mut night = department("night", 10, 600, Some(OverflowAction::Department { department: "support".into() }));
+    night.business_hours = Some(closed_now());
+    let mut shut = department("shut", 10, 600, None);
+    shut.business_hours = Some(closed_now());
+    let mut open = department("open", 10, 600, None);
+    open.business_hours = Some(serde_json::json!({ "time_zone": "UTC", "open": ["daily 00:00-24:00"] }));
+    for d in [night, shut, open] {
+        rig.repo.add_department(&rig.tenant, d);
+    }
+
+    // Closed with an overflow department: straight on to it.
+    let c1 = rig.enqueue("call_1", "night", &[]).await;
+    assert!(rig.queue("night").await.is_empty());
+    assert_eq!(rig.queue("support").await.iter().map(|w| &w.call_id).collect::<Vec<_>>(), vec![&c1]);
+    let reasons: Vec<_> = rig.repo.transfers().into_iter().filter(|t| t.call_id == c1).map(|t| (t.target, t.state, t.reason)).collect();
+    assert_eq!(
+        reasons,
+        vec![("night".into(), TransferState::Failed, Some("closed".into())), ("support".into(), TransferState::Queued, Some("overflow:closed".into()))]
+    );
+
+    // Closed with no overflow action: the caller is told so, and the call ends.
+    let c2 = rig.enqueue("call_2", "shut", &[]).await;
+    let orders = rig.calls.orders_for(&c2);
+    assert_eq!(orders[orders.len() - 3..][0], CallOrder::Hold(false));
+    assert!(matches!(&orders[orders.len() - 2], CallOrder::Say(text) if text.contains("closed")), "{orders:?}");
+    assert_eq!(orders.last(), Some(&CallOrder::Hangup("queue overflow".into())));
+
+    // Open around the clock: the call waits as usual.
+    let c3 = rig.enqueue("call_3", "open", &[]).await;
+    assert_eq!(rig.queue("open").await.iter().map(|w| &w.call_id).collect::<Vec<_>>(), vec![&c3]);
+}

@@ -86,7 +86,7 @@ async fn departments(backend: Backend) {
     let db = TestDb::new(backend).await;
     let srv = start(&db).await;
     let body = json!({ "name": "billing", "overflow_number": "+15550001111", "overflow": { "kind": "external" },
-                       "business_hours": { "mon": "09:00-17:00" }, "service_level_secs": 30, "max_queue": 5, "max_wait_secs": 120 });
+                       "business_hours": { "time_zone": "UTC", "open": ["daily 00:00-24:00"] }, "service_level_secs": 30, "max_queue": 5, "max_wait_secs": 120 });
     let (s, dep) = srv.call(Method::POST, "/departments", Some(body.clone())).await;
     assert_eq!(s, StatusCode::CREATED, "{dep}");
     assert_eq!((dep["name"].as_str(), dep["max_queue"].as_i64(), dep["overflow"]["kind"].as_str()), (Some("billing"), Some(5), Some("external")));
@@ -102,6 +102,11 @@ async fn departments(backend: Backend) {
         (json!({ "name": "x", "overflow_number": "12" }), "overflow_number"),
         (json!({ "name": "x", "overflow": { "kind": "teleport" } }), "overflow.kind"),
         (json!({ "name": "x", "service_level_secs": "soon" }), "service_level_secs"),
+        (json!({ "name": "x", "business_hours": { "mon": "09:00-17:00" } }), "business_hours"),
+        (json!({ "name": "x", "business_hours": { "time_zone": "Mars/Base", "open": ["mon 09:00-17:00"] } }), "business_hours.time_zone"),
+        (json!({ "name": "x", "business_hours": { "time_zone": "UTC", "open": [] } }), "business_hours.open"),
+        (json!({ "name": "x", "business_hours": { "time_zone": "UTC", "open": ["mon-fri 09:00-17:00", "sat 17:00-09:00"] } }), "business_hours.open[1]"),
+        (json!({ "name": "x", "business_hours": { "time_zone": "UTC", "open": ["daily 08:00-20:00"], "closed_dates": ["christmas"] } }), "business_hours.closed_dates[0]"),
     ] {
         let (s, e) = srv.call(Method::POST, "/departments", Some(bad.clone())).await;
         assert_eq!((s, field(&e)), (StatusCode::UNPROCESSABLE_ENTITY, f), "{bad} -> {e}");

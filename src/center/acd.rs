@@ -32,6 +32,7 @@ use crate::store::now_ms;
 const MAX_OVERFLOW_HOPS: u8 = 3;
 const DEFAULT_OVERFLOW_MESSAGE: &str =
     "Sorry, no one can take your call right now. Please call again later. Goodbye.";
+const DEFAULT_CLOSED_MESSAGE: &str = "Sorry, that department is closed right now. Please call again later. Goodbye.";
 
 struct Offer {
     agent: AgentId,
@@ -213,6 +214,7 @@ impl Acd {
             only,
             hops,
         };
+        let closed = !is_open(&dept);
         let queue = self.queues.entry(tenant.clone()).or_default().entry(dept.id.clone()).or_default();
         let full = queue.len() as i64 >= dept.max_queue;
         queue.push(waiting);
@@ -226,8 +228,8 @@ impl Acd {
             Some(&dept.name),
             json!({ "entry_id": id, "department_id": dept.id, "position": position, "priority": priority }),
         );
-        if full {
-            self.overflow(&tenant, &id, "queue_full").await;
+        if closed || full {
+            self.overflow(&tenant, &id, if closed { "closed" } else { "queue_full" }).await;
             return Ok(id);
         }
         self.order(&tenant, &call, CallOrder::Hold(true));
@@ -455,6 +457,7 @@ impl Acd {
                 self.order(tenant, &call, CallOrder::Connect(number.clone()));
             }
             (Some(OverflowAction::Message { text }), _) => self.goodbye(tenant, &call, text),
+            _ if why == "closed" => self.goodbye(tenant, &call, DEFAULT_CLOSED_MESSAGE),
             _ => self.goodbye(tenant, &call, DEFAULT_OVERFLOW_MESSAGE),
         }
     }
@@ -650,5 +653,18 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Whether the department takes calls now. Hours stored before they were checked, in another
+/// shape, count as always open (and are logged), rather than turning every caller away.
+fn is_open(dept: &Department) -> bool {
+    let Some(hours) = &dept.business_hours else { return true };
+    match crate::dialog::flow::hours::department_schedule(hours) {
+        Ok(schedule) => schedule.is_open(std::time::SystemTime::now()),
+        Err((field, message)) => {
+            warn!(department = %dept.name, field, message, "business hours not understood; treated as always open");
+            true
+        }
     }
 }

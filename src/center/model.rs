@@ -68,7 +68,9 @@ pub struct Department {
     /// Phone number (E.164) or SIP URI for external overflow.
     pub overflow_number: Option<String>,
     pub overflow: Option<OverflowAction>,
-    /// Free-form opening hours, e.g. `{"timezone":"Europe/Berlin","mon":"09:00-17:00"}`.
+    /// Opening hours: `{"time_zone": "Europe/Berlin", "open": ["mon-fri 09:00-17:00"],
+    /// "closed_dates": ["2026-12-25"]}`. Unset: always open. A call sent here while it is
+    /// closed gets the department's overflow action at once.
     #[schema(value_type = Option<Object>)]
     pub business_hours: Option<serde_json::Value>,
     /// Service-level target: answered within this many seconds.

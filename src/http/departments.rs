@@ -25,6 +25,8 @@ pub struct DepartmentBody {
     pub overflow_number: Option<String>,
     #[serde(default)]
     pub overflow: Option<OverflowAction>,
+    /// `{"time_zone": "Europe/Berlin", "open": ["mon-fri 09:00-17:00"], "closed_dates":
+    /// ["2026-12-25"]}`; unset: always open. Closed, a call gets the overflow action at once.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub business_hours: Option<serde_json::Value>,
@@ -56,9 +58,10 @@ impl DepartmentBody {
             _ => {}
         }
         if let Some(h) = &self.business_hours {
-            if !h.is_object() {
-                return Err(invalid("business_hours", "must be an object"));
-            }
+            crate::dialog::flow::hours::department_schedule(h).map_err(|(field, message)| {
+                let field = if field.is_empty() { "business_hours".to_string() } else { format!("business_hours.{field}") };
+                invalid(&field, message)
+            })?;
         }
         let service_level_secs = self.service_level_secs.unwrap_or(20);
         let max_queue = self.max_queue.unwrap_or(50);

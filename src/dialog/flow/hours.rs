@@ -7,6 +7,8 @@
 
 use std::time::SystemTime;
 
+use serde::Deserialize;
+
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
@@ -63,6 +65,40 @@ impl Schedule {
             .iter()
             .any(|r| r.days & day_bit != 0 && (r.start..r.end).contains(&secs))
     }
+}
+
+/// A department's `business_hours` as the API takes them (JSON): a flow's `[hours]` without
+/// its `closed` outcome, `{"time_zone": "Europe/Berlin", "open": ["mon-fri 09:00-17:00"],
+/// "closed_dates": ["2026-12-25"]}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeeklyHours {
+    time_zone: String,
+    open: Vec<String>,
+    #[serde(default)]
+    closed_dates: Vec<String>,
+}
+
+/// Parses a department's business hours; an error names the field (`open[1]`) and the problem.
+pub(crate) fn department_schedule(value: &serde_json::Value) -> Result<Schedule, (String, String)> {
+    let hours = WeeklyHours::deserialize(value).map_err(|e| (String::new(), e.to_string()))?;
+    let tz = time_zone(&hours.time_zone).map_err(|m| ("time_zone".to_string(), m))?;
+    if hours.open.is_empty() {
+        return Err(("open".into(), "lists no opening hours".into()));
+    }
+    let open = hours
+        .open
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_range(r).map_err(|m| (format!("open[{i}]"), m)))
+        .collect::<Result<_, _>>()?;
+    let closed_dates = hours
+        .closed_dates
+        .iter()
+        .enumerate()
+        .map(|(i, d)| parse_date(d).map_err(|m| (format!("closed_dates[{i}]"), m)))
+        .collect::<Result<_, _>>()?;
+    Ok(Schedule::new(tz, open, closed_dates))
 }
 
 /// Look up an IANA time zone name.

@@ -29,7 +29,7 @@
 mod compile;
 mod dialog;
 mod error;
-mod hours;
+pub(crate) mod hours;
 mod matcher;
 mod model;
 mod spec;
