@@ -58,26 +58,12 @@ async fn an_agent_key_acts_as_its_agent_only() {
     assert_eq!(status(Method::POST, "/api/v1/agents/ana/accept").await, StatusCode::OK);
 
     // She joins only as herself.
-    let join_as = |query: String| {
-        let req = env.http_as(&key, Method::POST, &format!("/webrtc/calls/{call}/participants?{query}"));
-        async move {
-            let (_peer, offer) = Client::new().await;
-            req.header("content-type", "application/sdp").body(offer).send().await.unwrap().status()
-        }
-    };
-    assert_eq!(join_as("role=supervisor&mode=listen".into()).await, StatusCode::FORBIDDEN);
-    assert_eq!(join_as("role=agent&agent_id=bo".into()).await, StatusCode::FORBIDDEN);
+    for query in ["role=supervisor&mode=listen", "role=agent&agent_id=bo"] {
+        let (_peer, offer) = Client::new().await;
+        assert_eq!(env.post_offer(&key, &call, query, offer).await.status(), StatusCode::FORBIDDEN, "{query}");
+    }
     let (mut peer, offer) = Client::new().await;
-    let resp = env
-        .http_as(&key, Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let mine = resp.headers()["location"].to_str().unwrap().to_string();
-    peer.answer(resp.text().await.unwrap()).await;
+    let mine = env.join_as(&key, &call, "role=agent&agent_id=ana", &mut peer, offer).await;
     env.call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_joined")).await;
     let (mut sup, offer) = Client::new().await;
     let theirs = env.join(&call, "role=supervisor&mode=listen&name=sam", &mut sup, offer).await;

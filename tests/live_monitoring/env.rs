@@ -128,15 +128,24 @@ impl Env {
         panic!("agent {id} never became {status}: {}", self.agent(id).await);
     }
 
-    /// Joins `call` as a participant: the peer's answer applied, connected.
-    pub async fn join(&self, call: &str, query: &str, client: &mut Client, offer: String) -> String {
-        let resp = self
-            .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?{query}"))
+    /// Offers to join `call` as a participant (`query`: role and the rest) with `key`.
+    pub async fn post_offer(&self, key: &str, call: &str, query: &str, offer: String) -> reqwest::Response {
+        self.http_as(key, reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?{query}"))
             .header("content-type", "application/sdp")
             .body(offer)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Joins `call` as a participant: the peer's answer applied, connected.
+    pub async fn join(&self, call: &str, query: &str, client: &mut Client, offer: String) -> String {
+        self.join_as(&self.key, call, query, client, offer).await
+    }
+
+    /// As [`Self::join`], with another key.
+    pub async fn join_as(&self, key: &str, call: &str, query: &str, client: &mut Client, offer: String) -> String {
+        let resp = self.post_offer(key, call, query, offer).await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{:?}", resp.text().await);
         let location = resp.headers()["location"].to_str().unwrap().to_string();
         assert!(resp.headers().contains_key("x-participant-id"));

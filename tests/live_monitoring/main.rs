@@ -104,13 +104,7 @@ async fn an_agent_takes_the_call_and_a_supervisor_listens_whispers_and_barges() 
 
     // Before accepting, the call is not hers: joining is refused with a reason.
     let (mut agent_peer, offer) = Client::new().await;
-    let early = env
-        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
-        .header("content-type", "application/sdp")
-        .body(offer.clone())
-        .send()
-        .await
-        .unwrap();
+    let early = env.post_offer(&env.key, &call, "role=agent&agent_id=ana", offer.clone()).await;
     assert_eq!(early.status(), StatusCode::CONFLICT);
     assert!(early.text().await.unwrap().contains("accept the offer first"));
 
@@ -122,13 +116,7 @@ async fn an_agent_takes_the_call_and_a_supervisor_listens_whispers_and_barges() 
 
     // A second agent cannot take the same call.
     let (_, offer2) = Client::new().await;
-    let second = env
-        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
-        .header("content-type", "application/sdp")
-        .body(offer2)
-        .send()
-        .await
-        .unwrap();
+    let second = env.post_offer(&env.key, &call, "role=agent&agent_id=ana", offer2).await;
     assert_eq!(second.status(), StatusCode::CONFLICT);
 
     // Everyone speaks their tone for the rest of the test.
@@ -337,13 +325,7 @@ async fn an_agent_whose_audio_never_connects_leaves_the_caller_on_hold_to_join_a
 
     // The offer is answered but the answer never applied: ICE never connects.
     let (lost, offer) = Client::new().await;
-    let resp = env
-        .http(reqwest::Method::POST, &format!("/webrtc/calls/{call}/participants?role=agent&agent_id=ana"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.post_offer(&env.key, &call, "role=agent&agent_id=ana", offer).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let detail = env
         .call(&call, |c| c["events"].as_array().unwrap().iter().any(|e| e["kind"] == "participant_left" && e["data"]["reason"] == "connect_timeout"))
