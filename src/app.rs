@@ -247,6 +247,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     /// The demo tenant's key, when the config asks for a demo tenant.
     pub demo_key: Option<String>,
+    /// The demo agent's own key (an agent key), when the demo is seeded and the agent exists.
+    pub demo_agent_key: Option<String>,
     listener: TcpListener,
     writer: Writer,
 }
@@ -257,15 +259,18 @@ impl Server {
         let data_dir = config.server.data_dir.clone();
         let store = Store::connect(&config.database, &data_dir).await?;
         let writer = Writer::start(store.clone(), &config.persistence, &data_dir).await?;
-        let demo_key = match &config.auth.demo_tenant {
+        let (demo_key, demo_agent_key) = match &config.auth.demo_tenant {
             Some(name) => {
                 let key = demo_key(&store, name, &data_dir).await?;
-                if config.auth.demo_seed {
+                let agent_key = if config.auth.demo_seed {
                     seed_demo(&store, name).await?;
-                }
-                Some(key)
+                    demo_agent_key(&store, name, &data_dir).await?
+                } else {
+                    None
+                };
+                (Some(key), agent_key)
             }
-            None => None,
+            None => (None, None),
         };
         let speech = SpeechProviders::from_config(&config.speech)?;
         let flows = load_flows(&config.flows.dir)?;
@@ -319,7 +324,7 @@ impl Server {
             config: state.config.alerts.clone(),
         };
         crate::monitor::alerts::spawn_evaluator(alerts, state.shutdown.token.clone()).await;
-        Ok(Self { state, local_addr, demo_key, listener, writer })
+        Ok(Self { state, local_addr, demo_key, demo_agent_key, listener, writer })
     }
 
     /// Serves until `stop` resolves, then drains: stop accepting, give calls up to the drain
@@ -372,6 +377,28 @@ async fn demo_key(store: &Store, tenant: &str, data_dir: &std::path::Path) -> Re
     let (_, key) = store.create_api_key(&tenant.id, Some("demo")).await?;
     write_private(&path, &key).map_err(|source| StartError::DemoKey { path, source })?;
     Ok(key)
+}
+
+/// The demo agent's own key, minted once and kept in `<data_dir>/demo_agent_key` (mode 0600)
+/// like the demo key; none once the agent has been deleted.
+async fn demo_agent_key(store: &Store, tenant: &str, data_dir: &std::path::Path) -> Result<Option<String>, StartError> {
+    let path = data_dir.join("demo_agent_key");
+    let (tenant, _) = store.ensure_tenant(tenant).await?;
+    let agent = crate::center::AgentId(DEMO_AGENT.into());
+    if let Ok(saved) = std::fs::read_to_string(&path) {
+        let saved = saved.trim().to_string();
+        if store.authenticate(&saved).await?.is_some_and(|o| o.tenant.id == tenant.id && o.agent.as_ref() == Some(&agent)) {
+            return Ok(Some(saved));
+        }
+    }
+    match store.get_agent(&tenant.id, &agent).await {
+        Ok(_) => {}
+        Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    }
+    let (_, key) = store.create_agent_key(&tenant.id, &agent, Some("demo")).await?;
+    write_private(&path, &key).map_err(|source| StartError::DemoKey { path, source })?;
+    Ok(Some(key))
 }
 
 /// The agent `make run` creates for trying the agent console.

@@ -66,7 +66,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(key) = &server.demo_key {
         println!("demo API key: {key}");
         println!("  softphone:      http://{addr}/#key={key}");
-        println!("  agent console:  http://{addr}/agent#key={key}&agent={}", switchboard::app::DEMO_AGENT);
+        match &server.demo_agent_key {
+            // The demo agent signs in with their own key, which can do only what an agent does.
+            Some(agent_key) => println!("  agent console:  http://{addr}/agent#key={agent_key}"),
+            None => println!("  agent console:  http://{addr}/agent#key={key}&agent={}", switchboard::app::DEMO_AGENT),
+        }
         println!("  supervisor:     http://{addr}/supervisor#key={key}");
     }
     tracing::info!(%addr, "listening");

@@ -169,8 +169,14 @@ async fn the_demo_seed_creates_departments_and_an_agent_once() {
     let mut cfg = db.config();
     assert!(!cfg.auth.demo_seed, "off unless asked for (make run asks)");
     cfg.auth.demo_seed = true;
+    let mut agent_keys = Vec::new();
     for _ in 0..2 {
         let server = Server::start(cfg.clone()).await.unwrap();
+        // The demo agent gets their own agent key, minted once.
+        let agent_key = server.demo_agent_key.clone().expect("an agent key for the demo agent");
+        let owner = server.state.store.authenticate(&agent_key).await.unwrap().unwrap();
+        assert_eq!(owner.agent.as_ref().map(|a| a.as_str()), Some(switchboard::app::DEMO_AGENT));
+        agent_keys.push(agent_key);
         let tenant = server.state.store.ensure_tenant("demo").await.unwrap().0;
         let names: Vec<String> = server.state.store.list_departments(&tenant.id).await.unwrap().into_iter().map(|d| d.name).collect();
         assert_eq!(names, ["billing", "sales", "support"], "the demo flow's departments, once");
@@ -185,6 +191,7 @@ async fn the_demo_seed_creates_departments_and_an_agent_once() {
         stop.cancel();
         task.await.unwrap().unwrap();
     }
+    assert_eq!(agent_keys[0], agent_keys[1], "kept across restarts");
 }
 
 /// Stopping the database turns /ready to 503 and back; events written meanwhile are kept.
