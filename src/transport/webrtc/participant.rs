@@ -202,10 +202,10 @@ async fn own_session(state: &AppState, headers: &HeaderMap, session: &str) -> Re
     let (tenant, key_agent) = api_key_owner(state, headers).await?;
     let sessions = state.webrtc.participants();
     let entry = sessions.get(session).filter(|e| e.tenant == tenant).ok_or(WhipError::NotFound)?;
-    if let Some(own) = &key_agent {
-        if entry.agent.as_ref() != Some(own) {
-            return Err(WhipError::Forbidden(format!("this key acts as agent {own}; the session is not theirs")));
-        }
+    if let Some(own) = &key_agent
+        && entry.agent.as_ref() != Some(own)
+    {
+        return Err(WhipError::Forbidden(format!("this key acts as agent {own}; the session is not theirs")));
     }
     Ok(OwnSession {
         tenant: tenant.clone(),
