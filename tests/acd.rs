@@ -355,3 +355,27 @@ async fn a_closed_department_applies_its_overflow_at_once() {
     let c3 = rig.enqueue("call_3", "open", &[]).await;
     assert_eq!(rig.queue("open").await.iter().map(|w| &w.call_id).collect::<Vec<_>>(), vec![&c3]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_waiting_when_their_department_closes_get_its_overflow_at_the_next_announcement() {
+    let rig = Rig::new();
+    let mut late = department("late", 10, 3600, Some(OverflowAction::Message { text: "We have closed for today.".into() }));
+    late.business_hours = Some(serde_json::json!({ "time_zone": "UTC", "open": ["daily 00:00-24:00"] }));
+    rig.repo.add_department(&rig.tenant, late.clone());
+    let c1 = rig.enqueue("call_1", "late", &[]).await;
+    assert_eq!(rig.queue("late").await.len(), 1, "open: the call waits");
+
+    // The department's hours change to closed while the call waits.
+    late.business_hours = Some(closed_now());
+    rig.repo.add_department(&rig.tenant, late);
+    tokio::time::sleep(ANNOUNCE + Duration::from_secs(1)).await;
+    assert!(rig.queue("late").await.is_empty());
+    let orders = rig.calls.orders_for(&c1);
+    assert_eq!(
+        orders[orders.len() - 2..],
+        [CallOrder::Say("We have closed for today.".into()), CallOrder::Hangup("queue overflow".into())],
+        "{orders:?}"
+    );
+    let reasons: Vec<_> = rig.repo.transfers().into_iter().filter(|t| t.call_id == c1).map(|t| (t.state, t.reason)).collect();
+    assert_eq!(reasons, vec![(TransferState::Failed, Some("closed".into()))]);
+}

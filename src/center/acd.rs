@@ -518,6 +518,9 @@ impl Acd {
                     }
                 }
                 Due::MaxWait => self.overflow(&tenant, &entry, "max_wait").await,
+                // A department that closed (by its hours, or hours changed meanwhile) while a
+                // call waited: instead of the next announcement, the after-hours treatment.
+                Due::Announce if self.closed_since_queued(&tenant, &entry).await => self.overflow(&tenant, &entry, "closed").await,
                 Due::Announce => self.announce(&tenant, &entry),
             }
             if !tenants.contains(&tenant) {
@@ -526,6 +529,19 @@ impl Acd {
         }
         for tenant in tenants {
             self.dispatch(&tenant).await;
+        }
+    }
+
+    /// Whether the department a call waits in is closed now, by its current hours.
+    async fn closed_since_queued(&self, tenant: &TenantId, entry_id: &EntryId) -> bool {
+        let Some(name) = self.find(tenant, |w| &w.entry.id == entry_id).map(|w| w.department.name.clone()) else { return false };
+        match self.repo.department_by_name(tenant, &name).await {
+            Ok(Some(dept)) => !is_open(&dept),
+            Ok(None) => false,
+            Err(err) => {
+                warn!(%err, department = %name, "cannot read the department's hours");
+                false
+            }
         }
     }
 

@@ -30,8 +30,11 @@ impl MemoryRepo {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds a department, or replaces the tenant's department of the same name.
     pub fn add_department(&self, tenant: &TenantId, department: Department) {
-        self.lock().departments.push((tenant.clone(), department));
+        let mut inner = self.lock();
+        inner.departments.retain(|(t, d)| !(t == tenant && d.name == department.name));
+        inner.departments.push((tenant.clone(), department));
     }
 
     pub fn add_agent(&self, tenant: &TenantId, agent: Agent) {

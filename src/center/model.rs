@@ -70,7 +70,8 @@ pub struct Department {
     pub overflow: Option<OverflowAction>,
     /// Opening hours: `{"time_zone": "Europe/Berlin", "open": ["mon-fri 09:00-17:00"],
     /// "closed_dates": ["2026-12-25"]}`. Unset: always open. A call sent here while it is
-    /// closed gets the department's overflow action at once.
+    /// closed gets the department's overflow action at once; a call waiting when it closes,
+    /// at its next position announcement.
     #[schema(value_type = Option<Object>)]
     pub business_hours: Option<serde_json::Value>,
     /// Service-level target: answered within this many seconds.
