@@ -107,6 +107,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     // The softphone page (and any other static pages) at `/`.
     let web_dir = state.webrtc.config().web_dir.clone();
+    let trust_forwarded = state.config.server.trust_forwarded_headers;
     Router::new()
         .route("/health", get(http::health::health))
         .route("/ready", get(http::health::ready))
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route_service("/supervisor", tower_http::services::ServeFile::new(web_dir.join("supervisor.html")))
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| crate::client::layer(trust_forwarded, req, next)))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -117,9 +117,6 @@ pub struct TwilioConfig {
     pub api_base: String,
     /// The tenant phone calls belong to.
     pub tenant: String,
-    /// Behind a TLS-terminating proxy, rebuild the URL Twilio signed from X-Forwarded-Proto
-    /// and X-Forwarded-Host. Turn off when clients can reach the server directly.
-    pub trust_forwarded_headers: bool,
     /// Largest WebSocket message accepted on a media stream.
     pub max_message_bytes: usize,
     /// The flow for calls whose number no flow claims.
@@ -135,7 +132,6 @@ impl std::fmt::Debug for TwilioConfig {
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
             .field("api_base", &self.api_base)
             .field("tenant", &self.tenant)
-            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("default_flow", &self.default_flow)
             .finish()
@@ -149,6 +145,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Behind a reverse proxy: take the client's address from `X-Forwarded-For` / `Forwarded`
+    /// and the URL Twilio signed from `X-Forwarded-Proto` / `X-Forwarded-Host`. Off unless the
+    /// only way in is through a proxy that sets them, or any client could claim any address.
+    pub trust_forwarded_headers: bool,
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
     pub log_format: LogFormat,

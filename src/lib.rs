@@ -4,6 +4,7 @@ pub mod app;
 pub mod call;
 pub mod center;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dialog;
 pub mod error;

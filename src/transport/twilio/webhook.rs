@@ -64,7 +64,7 @@ fn verify(state: &AppState, headers: &HeaderMap, uri: &OriginalUri, params: &[(S
     let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
     let url = match &state.config.server.public_url {
         Some(base) => format!("{}{path}", base.trim_end_matches('/')),
-        None => signature::public_url(headers, path, "https", state.config.twilio.trust_forwarded_headers)
+        None => signature::public_url(headers, path, "https", state.config.server.trust_forwarded_headers)
             .ok_or_else(|| AppError::BadRequest("request has no Host header".into()))?,
     };
     let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
@@ -113,7 +113,7 @@ pub async fn voice(
     });
     let host_url = match &state.config.server.public_url {
         Some(base) => base.trim_end_matches('/').to_string(),
-        None => signature::public_url(&headers, "", "https", state.config.twilio.trust_forwarded_headers)
+        None => signature::public_url(&headers, "", "https", state.config.server.trust_forwarded_headers)
             .map(|u| u.trim_end_matches('/').to_string())
             .ok_or_else(|| AppError::BadRequest("request has no Host header".into()))?,
     };
